@@ -1,0 +1,134 @@
+//! `oauth-m2m`: OAuth client credentials for a service principal.
+//!
+//! `POST <token_endpoint>` with `grant_type=client_credentials&scope=all-apis` and HTTP Basic
+//! client authentication (`base64(urlencode(id):urlencode(secret))`, as golang/oauth2). The
+//! workspace token is cached and refreshed ahead of expiry (`min(TTL/2, 20 min)`), never used
+//! within 40 s of its expiry, and a failed early refresh falls back to the still-valid token.
+
+use super::oidc::{self, OidcEndpoints};
+use super::{AuthContext, Credentials, Strategy};
+use crate::cache::{Fetched, RefreshPolicy, TokenCache};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{HttpClient, Request};
+use crate::secret::Secret;
+use arc_swap::ArcSwapOption;
+use base64::Engine;
+use std::sync::Arc;
+
+pub struct M2m;
+
+impl Strategy for M2m {
+    fn name(&self) -> &'static str {
+        "oauth-m2m"
+    }
+    fn requirement(&self) -> &'static str {
+        "needs host, client_id / DATABRICKS_CLIENT_ID and client_secret / DATABRICKS_CLIENT_SECRET"
+    }
+    fn configure(&self, cfg: &Config, ctx: &AuthContext) -> Result<Option<Arc<dyn Credentials>>> {
+        let id = cfg.client_id.as_deref().unwrap_or("");
+        let secret = cfg.client_secret.as_ref().filter(|s| !s.is_empty());
+        let (false, Some(secret)) = (id.is_empty(), secret) else { return Ok(None) };
+        if cfg.host.as_deref().unwrap_or("").is_empty() {
+            return Err(Error::config("host is required"));
+        }
+        Ok(Some(Arc::new(M2mCredentials {
+            cfg: cfg.clone(),
+            client_id: id.to_string(),
+            client_secret: secret.clone(),
+            scopes: cfg.scopes().join(" "),
+            http: ctx.http.clone(),
+            cache: TokenCache::new(ctx.clock.clone(), RefreshPolicy::workspace_token()),
+            endpoints: ArcSwapOption::empty(),
+            clock: ctx.clock.clone(),
+        })))
+    }
+}
+
+struct M2mCredentials {
+    cfg: Config,
+    client_id: String,
+    client_secret: Secret,
+    scopes: String,
+    http: Arc<HttpClient>,
+    cache: TokenCache,
+    endpoints: ArcSwapOption<OidcEndpoints>,
+    clock: SharedClock,
+}
+
+impl M2mCredentials {
+    fn endpoints(&self) -> Result<Arc<OidcEndpoints>> {
+        if let Some(e) = self.endpoints.load_full() {
+            return Ok(e);
+        }
+        let e = Arc::new(oidc::discover(&self.cfg, &self.http)?);
+        self.endpoints.store(Some(e.clone()));
+        Ok(e)
+    }
+
+    fn fetch(&self) -> Result<Fetched> {
+        let ep = self.endpoints()?;
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let basic = zeroize::Zeroizing::new(format!("{}:{}", enc(&self.client_id), enc(self.client_secret.expose())));
+        let header = Secret::new(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(basic.as_bytes())));
+        let req = Request::post_form(
+            ep.token_endpoint.clone(),
+            vec![("grant_type", Secret::new("client_credentials")), ("scope", Secret::new(self.scopes.clone()))],
+        )
+        .auth(header);
+        let what = req.describe();
+        let resp = self.http.send(&req)?;
+        if !resp.is_success() {
+            let e = crate::api::errors::from_response(&resp, &what);
+            let kind = if (400..500).contains(&resp.status) && resp.status != 429 { ErrorKind::Auth } else { e.kind() };
+            return Err(e.with_kind(kind));
+        }
+        parse_token_response(&resp.json(&what)?, self.clock.wall_ms(), &what)
+    }
+}
+
+/// `{"access_token", "token_type", "expires_in"}` → `"<type> <token>"` with absolute expiry.
+pub fn parse_token_response(v: &serde_json::Value, now_ms: i64, what: &str) -> Result<Fetched> {
+    let token = v
+        .get("access_token")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::api(format!("{what}: the response has no \"access_token\"")))?;
+    let ty = v.get("token_type").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).unwrap_or("Bearer");
+    let ty = if ty.eq_ignore_ascii_case("bearer") { "Bearer" } else { ty };
+    let expires_in = match v.get("expires_in") {
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|s| *s > 0.0)
+    .ok_or_else(|| Error::api(format!("{what}: the response has no valid \"expires_in\"")))?;
+    Ok(Fetched { secret: Secret::new(format!("{ty} {token}")), expiry_ms: now_ms + (expires_in * 1000.0) as i64 })
+}
+
+impl Credentials for M2mCredentials {
+    fn name(&self) -> &'static str {
+        "oauth-m2m"
+    }
+    fn authorization(&self) -> Result<Secret> {
+        Ok(self.cache.get_fresh(&|| self.fetch())?.secret.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_response() {
+        let v = serde_json::json!({"access_token": "abc", "token_type": "bearer", "expires_in": 3600});
+        let f = parse_token_response(&v, 1000, "x").unwrap();
+        assert_eq!(f.secret.expose(), "Bearer abc");
+        assert_eq!(f.expiry_ms, 1000 + 3_600_000);
+        let v = serde_json::json!({"access_token": "abc", "token_type": "Bearer"});
+        assert!(parse_token_response(&v, 0, "x").unwrap_err().message().contains("expires_in"));
+        let v = serde_json::json!({"token_type": "Bearer", "expires_in": 1});
+        assert!(parse_token_response(&v, 0, "x").is_err());
+    }
+}

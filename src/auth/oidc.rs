@@ -1,0 +1,79 @@
+//! OIDC endpoint discovery for OAuth flows (M2M now; token federation later).
+//!
+//! Order, as the Go SDK: an explicit `discovery_url`; for account hosts the fixed
+//! `{host}/oidc/accounts/{account_id}/v1/token`; otherwise host metadata
+//! (`/.well-known/databricks-config` → `oidc_endpoint`), falling back to
+//! `{host}/oidc/.well-known/oauth-authorization-server`.
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{HttpClient, Request};
+
+#[derive(Clone, Debug)]
+pub struct OidcEndpoints {
+    pub token_endpoint: String,
+}
+
+pub fn discover(cfg: &Config, http: &HttpClient) -> Result<OidcEndpoints> {
+    let host = cfg.host.as_deref().unwrap_or("").trim_end_matches('/');
+    if host.is_empty() {
+        return Err(Error::config("host is required"));
+    }
+    if let Some(url) = cfg.discovery_url.as_deref().filter(|s| !s.is_empty()) {
+        return from_discovery_url(url, http);
+    }
+    if cfg.is_account_host() {
+        let account = cfg
+            .account_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::config("account_id is required for OAuth on an account host"))?;
+        return Ok(OidcEndpoints { token_endpoint: format!("{host}/oidc/accounts/{account}/v1/token") });
+    }
+    match host_metadata_discovery_url(host, cfg, http) {
+        Ok(Some(url)) => match from_discovery_url(&url, http) {
+            Ok(ep) => return Ok(ep),
+            Err(e) => crate::log_debug!("oidc: discovery via host metadata failed ({e}); falling back"),
+        },
+        Ok(None) => {}
+        Err(e) => crate::log_debug!("oidc: host metadata unavailable ({e}); falling back"),
+    }
+    from_discovery_url(&format!("{host}/oidc/.well-known/oauth-authorization-server"), http)
+}
+
+/// `GET {host}/.well-known/databricks-config` → `oidc_endpoint` + `/.well-known/oauth-authorization-server`.
+fn host_metadata_discovery_url(host: &str, cfg: &Config, http: &HttpClient) -> Result<Option<String>> {
+    let req = Request::get(format!("{host}/.well-known/databricks-config"));
+    let resp = http.send(&req)?;
+    if !resp.is_success() {
+        return Ok(None);
+    }
+    let v = resp.json("GET /.well-known/databricks-config")?;
+    let Some(oidc) = v.get("oidc_endpoint").and_then(|s| s.as_str()).filter(|s| !s.is_empty()) else { return Ok(None) };
+    let account = cfg.account_id.clone().or_else(|| v.get("account_id").and_then(|s| s.as_str()).map(String::from));
+    let oidc = match account {
+        Some(a) => oidc.replace("{account_id}", &a),
+        None => oidc.to_string(),
+    };
+    Ok(Some(format!("{}/.well-known/oauth-authorization-server", oidc.trim_end_matches('/'))))
+}
+
+fn from_discovery_url(url: &str, http: &HttpClient) -> Result<OidcEndpoints> {
+    let req = Request::get(url.to_string());
+    let what = req.describe();
+    let resp = http.send(&req)?;
+    if resp.status == 404 {
+        return Err(Error::config(format!("databricks OAuth is not supported for this host ({what}: HTTP 404)")));
+    }
+    if !resp.is_success() {
+        return Err(crate::api::errors::from_response(&resp, &what));
+    }
+    let v = resp.json(&what)?;
+    let token_endpoint = v
+        .get("token_endpoint")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::new(ErrorKind::Api, format!("{what}: the response has no \"token_endpoint\"")))?;
+    crate::http::check_url(token_endpoint)?;
+    Ok(OidcEndpoints { token_endpoint: token_endpoint.to_string() })
+}

@@ -1,0 +1,31 @@
+//! `lakebase_get_password`: the one-call API on the process-wide default client.
+
+use super::{boundary, check_buf, lakebase_result, write_str};
+use crate::client::default_client;
+use crate::error::Error;
+use libc::{c_char, size_t};
+
+/// Copy the Lakebase password of the process-wide default client into `buf`, NUL-terminated, and
+/// its length without the NUL into `*out_len`.
+///
+/// The default client is configured on first use from the environment (`DATABRICKS_HOST`,
+/// `DATABRICKS_TOKEN`, `DATABRICKS_CLIENT_ID`/`_SECRET`, `DATABRICKS_CONFIG_PROFILE`,
+/// `DATABRICKS_CONFIG_FILE`, `DATABRICKS_AUTH_TYPE`, `LAKEBASE_INSTANCE` or `LAKEBASE_ENDPOINT`)
+/// and `~/.databrickscfg`, exactly as the Databricks SDKs resolve configuration.
+///
+/// If `buf_len <= length`, nothing is written to `buf`, `*out_len` is set to the length and
+/// `LAKEBASE_INSUFFICIENT_SIZE` is returned: retry with `*out_len + 1` bytes. `buf` may be NULL
+/// with `buf_len` 0 to ask for the length. A cache hit is a memory read (no lock, no system call,
+/// no network).
+///
+/// Errors: see `lakebase_client_get_password`; detail in `lakebase_last_error`.
+/// Thread safety: any number of threads may call this at once.
+#[no_mangle]
+pub unsafe extern "C" fn lakebase_get_password(buf: *mut c_char, buf_len: size_t, out_len: *mut size_t) -> lakebase_result {
+    boundary(|| {
+        check_buf(buf, buf_len)?;
+        let g = default_client()?;
+        let c = g.as_ref().ok_or_else(|| Error::internal("default client missing after initialisation"))?;
+        c.with_password(|pw| write_str(pw.as_bytes(), buf, buf_len, out_len))?
+    })
+}

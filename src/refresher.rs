@@ -1,0 +1,127 @@
+//! The one background refresher thread per process.
+//!
+//! Nothing starts when the library is loaded. The thread starts when the first token is cached,
+//! wakes when some cache next wants attention (or at least every 30 s, so a wall-clock jump is
+//! noticed), refreshes what is due, and sleeps again. After `fork()` the child has no such thread;
+//! the next call in the child starts a new one (see [`ensure_running`]).
+//!
+//! The registry of caches is a copy-on-write list read without locks; the only lock is the
+//! sleep/wake mutex, which is rebuilt per fork generation.
+
+use crate::clock::{Clock, SystemClock, WallMs};
+use crate::sync::ForkLocal;
+use arc_swap::ArcSwap;
+use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+/// Something with tokens to keep fresh.
+pub trait Refreshable: Send + Sync {
+    /// Refresh if due; return when to be called next (wall ms), or `None` when idle.
+    fn refresh_if_due(&self) -> Option<WallMs>;
+}
+
+struct Refresher {
+    entries: ArcSwap<Vec<Weak<dyn Refreshable>>>,
+    wake: ForkLocal<(Mutex<u64>, Condvar)>,
+    /// Fork generation whose thread is running (0 = none yet).
+    running_gen: AtomicU64,
+}
+
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+const MIN_SLEEP: Duration = Duration::from_millis(5);
+
+fn refresher() -> &'static Refresher {
+    static R: OnceLock<Refresher> = OnceLock::new();
+    R.get_or_init(|| Refresher {
+        entries: ArcSwap::from_pointee(Vec::new()),
+        wake: ForkLocal::new(|| (Mutex::new(0), Condvar::new())),
+        running_gen: AtomicU64::new(0),
+    })
+}
+
+/// Keep `entry` fresh for as long as it is alive.
+pub fn register(entry: Weak<dyn Refreshable>) {
+    let r = refresher();
+    r.entries.rcu(|list| {
+        let mut v: Vec<Weak<dyn Refreshable>> = list.iter().filter(|w| w.strong_count() > 0).cloned().collect();
+        v.push(entry.clone());
+        v
+    });
+    ensure_running();
+    notify();
+}
+
+/// Start the thread for this process (or this forked child) if it is not running. Cheap when it
+/// is: two atomic loads.
+#[inline]
+pub fn ensure_running() {
+    let gen = crate::fork::generation();
+    let r = refresher();
+    let running = r.running_gen.load(Ordering::Acquire);
+    if running == gen {
+        return;
+    }
+    if r.running_gen.compare_exchange(running, gen, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return;
+    }
+    crate::fork::ensure_registered();
+    let spawned = std::thread::Builder::new().name("lakebase-refresh".into()).stack_size(256 * 1024).spawn(move || run(gen));
+    if let Err(e) = spawned {
+        crate::log_error!("cannot start the refresher thread ({e}); tokens will be fetched on demand");
+        r.running_gen.store(0, Ordering::Release);
+    }
+}
+
+/// Wake the thread to recompute its schedule (a new cache, a new token).
+pub fn notify() {
+    let r = refresher();
+    let w = r.wake.get();
+    let mut n = w.0.lock();
+    *n += 1;
+    w.1.notify_all();
+}
+
+fn block_signals() {
+    // The host program's signal handlers must never run on our thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+fn run(gen: u64) {
+    block_signals();
+    crate::log_debug!("refresher thread started");
+    let clock = SystemClock;
+    let r = refresher();
+    loop {
+        if crate::fork::generation() != gen {
+            return;
+        }
+        let seen = *r.wake.get().0.lock();
+        let list: Arc<Vec<Weak<dyn Refreshable>>> = r.entries.load_full();
+        let now = clock.wall_ms();
+        let mut next = now + MAX_SLEEP.as_millis() as i64;
+        for w in list.iter() {
+            if let Some(e) = w.upgrade() {
+                let due = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.refresh_if_due())).unwrap_or_else(|_| {
+                    crate::log_error!("internal error: a refresh panicked; it will be retried");
+                    Some(clock.wall_ms() + 1000)
+                });
+                if let Some(d) = due {
+                    next = next.min(d);
+                }
+            }
+        }
+        let wait = Duration::from_millis((next - clock.wall_ms()).max(0) as u64).clamp(MIN_SLEEP, MAX_SLEEP);
+        let w = r.wake.get();
+        let mut n = w.0.lock();
+        // Re-check under the lock so a notify between the scan and the wait is not lost.
+        if *n == seen {
+            let _ = w.1.wait_for(&mut n, wait);
+        }
+    }
+}
