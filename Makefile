@@ -23,9 +23,13 @@ check-header:
 	scripts/gen-header.sh --check
 
 examples: build
+	ln -sf liblakebase.so target/release/liblakebase.so.$(MAJOR)
 	mkdir -p build
 	$(CC) $(CFLAGS) -Iinclude $$(pkg-config --cflags libpq) examples-c/get_password.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase $$(pkg-config --libs libpq) -o build/get_password
+	$(CC) $(CFLAGS) -Iinclude $$(pkg-config --cflags libpq) examples-c/connect_loop.c \
+	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase $$(pkg-config --libs libpq) -o build/connect_loop
+	$(CC) $(CFLAGS) -Iinclude tests/c/test_capi.c -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase -lpthread -o build/test_capi
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)

@@ -1,0 +1,277 @@
+"""End to end: liblakebase against the fake workspace and a real PostgreSQL that checks every
+password over TLS. Each scenario runs in a fresh process."""
+import os
+import subprocess
+import time
+
+from conftest import base_env, minted, psql, requests, run_py
+
+PROV = "POST /api/2.0/database/credentials"
+AUTO = "POST /api/2.0/postgres/credentials"
+
+
+def run_c(prog, env):
+    return subprocess.run([prog, "SELECT current_user"], env=env, capture_output=True, text=True, timeout=120)
+
+
+# --- the C example: lakebase_get_password() + a real libpq query over TLS -----------------------
+
+def test_c_example_pat_provisioned(rig, tmp_path, c_programs):
+    e = rig.env()
+    env = base_env(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_TOKEN=e["RIG_PAT"],
+                   LAKEBASE_INSTANCE=e["RIG_INSTANCE"], PGUSER=e["RIG_USER"])
+    p = run_c(c_programs["get_password"], env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [e["RIG_USER"], "ssl=on"]
+    assert requests(rig, PROV) == 1 and requests(rig, AUTO) == 0
+    assert minted(rig) == 1
+
+
+def test_c_example_m2m_autoscaling(rig, tmp_path, c_programs):
+    e = rig.env()
+    env = base_env(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_CLIENT_ID=e["RIG_SP_CLIENT_ID"],
+                   DATABRICKS_CLIENT_SECRET=e["RIG_SP_CLIENT_SECRET"], LAKEBASE_ENDPOINT=e["RIG_ENDPOINT"],
+                   PGUSER=e["RIG_SP_USER"])
+    p = run_c(c_programs["get_password"], env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [e["RIG_SP_USER"], "ssl=on"]
+    st = rig.fake.stats()["requests"]
+    assert st.get(AUTO) == 1 and st.get(PROV, 0) == 0
+    assert st.get("POST /oidc/v1/token") == 1
+    assert st.get("GET /.well-known/databricks-config") == 1
+
+
+def test_m2m_falls_back_to_oidc_discovery_without_host_metadata(rig, tmp_path, c_programs):
+    e = rig.env()
+    rig.fake.update_settings({"host_metadata_enabled": False})
+    env = base_env(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_CLIENT_ID=e["RIG_SP_CLIENT_ID"],
+                   DATABRICKS_CLIENT_SECRET=e["RIG_SP_CLIENT_SECRET"], LAKEBASE_INSTANCE=e["RIG_INSTANCE"],
+                   PGUSER=e["RIG_SP_USER"])
+    p = run_c(c_programs["get_password"], env)
+    assert p.returncode == 0, p.stderr
+    assert requests(rig, "GET /oidc/.well-known/oauth-authorization-server") == 1
+
+
+def test_c_example_profile_file(rig, tmp_path, c_programs):
+    """A ~/.databrickscfg with [__settings__] default_profile, quotes and an inline comment."""
+    e = rig.env()
+    env = base_env(rig, tmp_path, PGUSER=e["RIG_USER"])
+    cfg = os.path.join(env["HOME"], ".databrickscfg")
+    with open(cfg, "w") as f:
+        f.write("[__settings__]\ndefault_profile = lakebase\n\n"
+                "[DEFAULT]\nhost = https://wrong.cloud.databricks.com\ntoken = dapiWRONG\n\n"
+                "[lakebase]\nhost = %s\ntoken = \"%s\" # the rig's PAT\ninstance = %s\n"
+                % (e["DATABRICKS_HOST"], e["RIG_PAT"], e["RIG_INSTANCE"]))
+    p = run_c(c_programs["get_password"], env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[0] == e["RIG_USER"]
+    # DATABRICKS_CONFIG_PROFILE picks a section explicitly; a missing one is a config error.
+    env["DATABRICKS_CONFIG_PROFILE"] = "nope"
+    p = run_c(c_programs["get_password"], env)
+    assert p.returncode == 1
+    assert "LAKEBASE_CONFIG_ERROR" in p.stderr and "nope" in p.stderr and e["RIG_PAT"] not in p.stderr
+
+
+def test_c_api_contract_tests(c_programs):
+    """tests/c/test_capi.c: NULLs, buffers, malformed options, unknown profile, secret hygiene."""
+    p = subprocess.run([os.path.join(os.path.dirname(c_programs["get_password"]), "test_capi")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "0 failed" in p.stdout
+
+
+# --- client handles --------------------------------------------------------------------------
+
+def opts_pat(e, target="instance"):
+    t = e["RIG_INSTANCE"] if target == "instance" else e["RIG_ENDPOINT"]
+    return "host=%s token=%s %s='%s'" % (e["DATABRICKS_HOST"], e["RIG_PAT"], target, t)
+
+
+def opts_m2m(e, target="instance"):
+    t = e["RIG_INSTANCE"] if target == "instance" else e["RIG_ENDPOINT"]
+    return "host=%s client_id=%s client_secret=%s %s='%s'" % (
+        e["DATABRICKS_HOST"], e["RIG_SP_CLIENT_ID"], e["RIG_SP_CLIENT_SECRET"], target, t)
+
+
+def test_client_introspection_and_real_login(rig, tmp_path):
+    e = rig.env()
+    out, _ = run_py("""
+        import time
+        c = Client(%r)
+        assert c.expiry() == 0          # nothing cached, no network
+        pw = c.password()
+        emit({"pw": pw, "again": c.password(), "expiry": c.expiry(), "now": time.time(),
+              "identity": c.identity(), "auth": c.auth_type(), "err": c.refresh_error()})
+    """ % opts_pat(e), base_env(rig, tmp_path))
+    assert out["pw"] == out["again"] and len(out["pw"]) > 512
+    assert 3500 < out["expiry"] - out["now"] <= 3601
+    assert (out["identity"], out["auth"], out["err"]) == (e["RIG_USER"], "pat", "")
+    assert minted(rig) == 1
+    p = psql(rig, e["RIG_USER"], out["pw"])
+    assert p.returncode == 0 and p.stdout.strip() == e["RIG_USER"], p.stderr
+
+
+def test_m2m_identity_is_the_service_principal(rig, tmp_path):
+    e = rig.env()
+    out, _ = run_py("""
+        c = Client(%r)
+        emit({"pw": c.password(), "identity": c.identity(), "auth": c.auth_type()})
+    """ % opts_m2m(e, "endpoint"), base_env(rig, tmp_path))
+    assert out["identity"] == e["RIG_SP_USER"] and out["auth"] == "oauth-m2m"
+    assert psql(rig, e["RIG_SP_USER"], out["pw"]).returncode == 0
+
+
+def test_insufficient_size_writes_nothing(rig, tmp_path):
+    e = rig.env()
+    out, _ = run_py("""
+        import ctypes
+        c = Client(%r)
+        n = ctypes.c_size_t(0)
+        buf = ctypes.create_string_buffer(b"X" * 15, 16)
+        r1 = LIB.lakebase_client_get_password(c.h, buf, 16, ctypes.byref(n))
+        untouched = buf.raw == b"X" * 15 + b"\\0"
+        need = n.value
+        # Exactly the length is still too small: the NUL needs a byte.
+        exact = ctypes.create_string_buffer(need)
+        r2 = LIB.lakebase_client_get_password(c.h, exact, need, ctypes.byref(n))
+        big = ctypes.create_string_buffer(need + 1)
+        r3 = LIB.lakebase_client_get_password(c.h, big, need + 1, ctypes.byref(n))
+        emit({"r": [r1, r2, r3], "untouched": untouched, "need": need, "len": n.value,
+              "pw_len": len(big.value), "nul": big.raw[need] == 0})
+    """ % opts_pat(e), base_env(rig, tmp_path))
+    assert out["r"] == [2, 2, 0]
+    assert out["untouched"] and out["nul"]
+    assert out["need"] == out["len"] == out["pw_len"] > 512
+
+
+def test_clients_with_the_same_settings_share_one_token(rig, tmp_path):
+    e = rig.env()
+    env = base_env(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_TOKEN=e["RIG_PAT"],
+                   LAKEBASE_INSTANCE=e["RIG_INSTANCE"])
+    out, _ = run_py("""
+        a = Client("")                      # environment defaults
+        b = Client(%r)                      # the same settings, spelled as options
+        # Other credentials (auth_type picks M2M although DATABRICKS_TOKEN is set): never the same token.
+        m2m = Client(%r + " auth_type=oauth-m2m")
+        d = get_password()                  # the process-wide default client
+        emit({"a": a.password(), "b": b.password(), "d": d, "m2m": m2m.password()})
+    """ % (opts_pat(e), opts_m2m(e)), env)
+    assert out["a"] == out["b"] == out["d"]
+    assert out["m2m"] != out["a"]
+    assert rig.fake.stats()["lakebase_tokens_minted"] == {e["RIG_USER"]: 1, e["RIG_SP_USER"]: 1}
+
+
+def test_single_flight_under_32_threads(rig, tmp_path):
+    e = rig.env()
+    # Slow the mint down so all 32 threads arrive while it is in flight.
+    rig.fake.add_fault({"method": "POST", "path": "/api/2.0/database/credentials", "count": 1,
+                        "action": "delay", "delay_ms": 300})
+    out, _ = run_py("""
+        import threading
+        c = Client(%r)
+        gate = threading.Barrier(32)
+        got = []
+        def worker():
+            gate.wait()
+            got.append(c.password())
+        ts = [threading.Thread(target=worker) for _ in range(32)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        emit({"distinct": len(set(got)), "n": len(got)})
+    """ % opts_pat(e), base_env(rig, tmp_path))
+    assert out == {"distinct": 1, "n": 32}
+    assert requests(rig, PROV) == 1
+
+
+def test_tokens_rotate_before_expiry_and_logins_work_after_the_first_expired(rig, tmp_path):
+    """10-second tokens: the background refresher replaces the token while it is still valid, and
+    a login made after the first token expired succeeds with the rotated one."""
+    e = rig.env()
+    rig.fake.update_settings({"token_lifetime_seconds": 10})
+    out, _ = run_py("""
+        import time
+        c = Client(%r)
+        first, exp1 = c.password(), c.expiry()
+        # Wait (bounded) for the background refresher: no calls to get_password meanwhile.
+        deadline = time.time() + 30
+        while c.expiry() == exp1 and time.time() < deadline:
+            time.sleep(0.05)
+        rotated_at, exp2 = time.time(), c.expiry()
+        # Keep using the password until the first token is certainly expired.
+        while time.time() < exp1 + 1 and time.time() < deadline:
+            c.password()
+            time.sleep(0.05)
+        emit({"first": first, "exp1": exp1, "exp2": exp2, "rotated_at": rotated_at,
+              "second": c.password(), "now": time.time()})
+    """ % opts_pat(e), base_env(rig, tmp_path))
+    assert out["exp2"] > out["exp1"], "no rotation"
+    assert out["rotated_at"] < out["exp1"], "rotated only after expiry"
+    assert out["second"] != out["first"] and out["now"] > out["exp1"]
+    # The server refuses the expired token and accepts the rotated one.
+    assert psql(rig, e["RIG_USER"], out["first"]).returncode != 0
+    p = psql(rig, e["RIG_USER"], out["second"])
+    assert p.returncode == 0, p.stderr
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+def expect_error(rig, tmp_path, options, env_extra=None):
+    out, _ = run_py("""
+        try:
+            c = Client(%r)
+            c.password()
+            emit({"code": 0})
+        except LakebaseError as err:
+            emit({"code": err.code, "msg": err.message, "last": last_error()})
+    """ % options, base_env(rig, tmp_path, **(env_extra or {})))
+    return out
+
+
+def test_wrong_client_secret_is_an_auth_error(rig, tmp_path):
+    e = rig.env()
+    bad = "doseWRONG" + "0" * 24
+    out = expect_error(rig, tmp_path, "host=%s client_id=%s client_secret=%s instance=%s" % (
+        e["DATABRICKS_HOST"], e["RIG_SP_CLIENT_ID"], bad, e["RIG_INSTANCE"]))
+    assert out["code"] == 4, out
+    assert "oauth-m2m" in out["msg"] and "invalid_client" in out["msg"] and "401" in out["msg"]
+    assert bad not in out["msg"] and out["msg"] == out["last"]
+
+
+def test_wrong_pat_is_an_auth_error(rig, tmp_path):
+    e = rig.env()
+    out = expect_error(rig, tmp_path, "host=%s token=dapiNOPE%s instance=%s" % (
+        e["DATABRICKS_HOST"], "0" * 24, e["RIG_INSTANCE"]))
+    assert out["code"] == 4, out
+    assert "pat" in out["msg"] and "dapiNOPE" not in out["msg"]
+
+
+def test_unknown_instance_is_an_api_error_with_the_api_message(rig, tmp_path):
+    e = rig.env()
+    out = expect_error(rig, tmp_path, "host=%s token=%s instance=no-such-db" % (e["DATABRICKS_HOST"], e["RIG_PAT"]))
+    assert out["code"] == 5, out
+    assert "404" in out["msg"] and "RESOURCE_DOES_NOT_EXIST" in out["msg"] and "no-such-db" in out["msg"]
+
+
+def test_throttling_is_retried_honouring_retry_after(rig, tmp_path):
+    e = rig.env()
+    rig.fake.add_fault({"path": "/api/2.0/database/credentials", "count": 1, "status": 429, "retry_after": "1"})
+    rig.fake.add_fault({"path": "/api/2.0/database/credentials", "count": 1, "status": 503})
+    t0 = time.time()
+    out, _ = run_py("c = Client(%r); emit({'pw': c.password()})" % opts_pat(e), base_env(rig, tmp_path))
+    assert len(out["pw"]) > 512
+    assert requests(rig, PROV) == 3
+    assert time.time() - t0 >= 1.0
+
+
+def test_unreachable_workspace_is_a_network_error(rig, tmp_path):
+    out = expect_error(rig, tmp_path, "host=http://127.0.0.1:1 token=dapi%s instance=x retry_timeout_seconds=1" % ("0" * 32))
+    assert out["code"] == 6, out
+    assert "127.0.0.1" in out["msg"]
+
+
+def test_garbage_body_is_an_api_error(rig, tmp_path):
+    e = rig.env()
+    rig.fake.add_fault({"path": "/api/2.0/database/credentials", "count": 1, "action": "garbage"})
+    out = expect_error(rig, tmp_path, opts_pat(e))
+    assert out["code"] == 5, out
+    assert "not valid JSON" in out["msg"]
