@@ -1,0 +1,2 @@
+//! The `lakebase` command (being written).
+fn main() {}
