@@ -29,6 +29,10 @@ examples: build
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase $$(pkg-config --libs libpq) -o build/get_password
 	$(CC) $(CFLAGS) -Iinclude $$(pkg-config --cflags libpq) examples-c/connect_loop.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase $$(pkg-config --libs libpq) -o build/connect_loop
+	$(CC) $(CFLAGS) -Iinclude $$(pkg-config --cflags libpq) examples-c/connect.c \
+	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase $$(pkg-config --libs libpq) -o build/connect
+	$(CC) $(CFLAGS) -Iinclude $$(pkg-config --cflags libpq) tests/c/pqconnect.c \
+	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase $$(pkg-config --libs libpq) -o build/pqconnect
 	$(CC) $(CFLAGS) -Iinclude tests/c/test_capi.c -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase -lpthread -o build/test_capi
 
 install: build

@@ -21,6 +21,11 @@
 #include <stdint.h>
 #define LAKEBASE_VERSION_MAJOR 0
 
+/* libpq's connection handle (the same typedef as libpq-fe.h; liblakebase does not need libpq's headers). */
+#ifndef LIBPQ_FE_H
+typedef struct pg_conn PGconn;
+#endif
+
 
 /*
  Result codes. Values are explicit and never reused; new codes are only ever appended.
@@ -69,9 +74,19 @@ typedef enum {
  */
 typedef struct lakebase_client lakebase_client;
 
+typedef struct {
+  uint8_t _private[0];
+} UnwindContext;
+
+typedef int (*UnwindTraceFn)(UnwindContext*, void*);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+extern int _Unwind_Backtrace(UnwindTraceFn trace, void *arg);
+
+extern size_t _Unwind_GetIP(UnwindContext *ctx);
 
 /*
  Create a client from a libpq-style options string, e.g.
@@ -217,6 +232,61 @@ const char *lakebase_result_name(int result);
  The library version, e.g. `"0.1.0"`. Static: do not free it. Thread safety: any thread.
  */
 const char *lakebase_version(void);
+
+/*
+ `PQconnectdb` with the Lakebase password filled in when the conninfo gives none (whatever the
+ host), `sslmode` raised to `require` (an explicit `sslmode=disable` yields a failed connection
+ with an explanation), and `user` defaulted to the identity's Postgres role. Calls the real libpq
+ of the caller (found at run time; liblakebase does not link libpq). Returns what libpq returns:
+ free it with `PQfinish`. If no password can be obtained, the returned connection has status
+ `CONNECTION_BAD` and `PQerrorMessage` says why. Thread safety: as libpq's.
+ */
+PGconn *lakebase_PQconnectdb(const char *conninfo);
+
+/*
+ `PQconnectdbParams` with the Lakebase password filled in; see `lakebase_PQconnectdb`.
+ */
+PGconn *lakebase_PQconnectdbParams(const char *const *keywords,
+                                   const char *const *values,
+                                   int expand_dbname);
+
+/*
+ `PQconnectStart` (non-blocking; poll with the real `PQconnectPoll`) with the Lakebase password
+ filled in; see `lakebase_PQconnectdb`. The password is obtained before returning (a cache hit
+ normally; a mint blocks).
+ */
+PGconn *lakebase_PQconnectStart(const char *conninfo);
+
+/*
+ `PQconnectStartParams` with the Lakebase password filled in; see `lakebase_PQconnectStart`.
+ */
+PGconn *lakebase_PQconnectStartParams(const char *const *keywords,
+                                      const char *const *values,
+                                      int expand_dbname);
+
+/*
+ `PQsetdbLogin` with the Lakebase password filled in when `pwd` is NULL or empty; see
+ `lakebase_PQconnectdb`.
+ */
+PGconn *lakebase_PQsetdbLogin(const char *pghost,
+                              const char *pgport,
+                              const char *pgoptions,
+                              const char *pgtty,
+                              const char *db_name,
+                              const char *login,
+                              const char *pwd);
+
+/*
+ `PQping` with the same settings `lakebase_PQconnectdb` would use. Returns a `PGPing` value.
+ */
+int lakebase_PQping(const char *conninfo);
+
+/*
+ `PQpingParams` with the same settings `lakebase_PQconnectdbParams` would use.
+ */
+int lakebase_PQpingParams(const char *const *keywords,
+                          const char *const *values,
+                          int expand_dbname);
 
 /*
  Copy the Lakebase password of the process-wide default client into `buf`, NUL-terminated, and

@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libpam-modules libpam-runtime             # pam_exec.so, pam_permit.so
   openssl ca-certificates pkg-config util-linux   # certificates; setpriv (util-linux)
   python3 python3-pip                       # /usr/bin/python3 runs the PAM checker
+  ruby ruby-pg                              # Ruby pg through the LD_PRELOAD injection tests
 )
 PIP_PACKAGES=(pytest databricks-sdk "psycopg[binary]" psycopg2-binary)
 PIP_MODULES=(pytest databricks.sdk psycopg psycopg2)

@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod fork;
 pub mod http;
+pub mod libpq;
 pub mod refresher;
 pub mod secret;
 pub mod sync;

@@ -50,3 +50,50 @@ mod tests {
         assert!(v("projects/p?x/branches/b/endpoints/e").is_err());
     }
 }
+
+/// Follow `next_page_token` through a list call, collecting `items_key`.
+fn list_all(api: &WorkspaceApi, path: &str, items_key: &str) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    for _ in 0..1000 {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut p = format!("{path}{sep}page_size=100");
+        if !token.is_empty() {
+            p.push_str("&page_token=");
+            p.push_str(&super::database::urlencode_segment(&token));
+        }
+        let v = api.call("GET", &p, None)?;
+        if let Some(a) = v.get(items_key).and_then(|a| a.as_array()) {
+            out.extend(a.iter().cloned());
+        }
+        match v.get("next_page_token").and_then(|t| t.as_str()) {
+            Some(t) if !t.is_empty() => token = t.to_string(),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+fn names(items: &[serde_json::Value]) -> Vec<String> {
+    items.iter().filter_map(|i| i.get("name").and_then(|n| n.as_str()).map(String::from)).collect()
+}
+
+/// Every endpoint of every branch of every project the caller can see.
+pub fn list_all_endpoints(api: &WorkspaceApi) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for project in names(&list_all(api, "/api/2.0/postgres/projects", "projects")?) {
+        for branch in names(&list_all(api, &format!("/api/2.0/postgres/{project}/branches"), "branches")?) {
+            out.extend(list_all(api, &format!("/api/2.0/postgres/{branch}/endpoints"), "endpoints")?);
+        }
+    }
+    Ok(out)
+}
+
+/// The Postgres host names an endpoint answers on (`status.hosts.*`).
+pub fn endpoint_hosts(ep: &serde_json::Value) -> Vec<String> {
+    let hosts = &ep["status"]["hosts"];
+    ["host", "read_only_host", "read_write_pooled_host", "read_only_pooled_host"]
+        .iter()
+        .filter_map(|k| hosts.get(*k).and_then(|h| h.as_str()).filter(|h| !h.is_empty()).map(String::from))
+        .collect()
+}

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod error;
+pub mod libpq;
 pub mod password;
 
 use crate::error::{Error, ErrorKind};

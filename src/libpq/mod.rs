@@ -1,0 +1,19 @@
+//! libpq integration: the `lakebase_PQ*` wrappers and the same entry points exported under
+//! libpq's own names, so `LD_PRELOAD=liblakebase.so psql ...` (or linking `-llakebase` ahead of
+//! `-lpq`) fills in the Lakebase password for unmodified programs.
+//!
+//! - [`resolve`]: find the real function in the caller's own libpq (several copies may be loaded).
+//! - [`params`]: what the call asks for, computed with the real libpq's parser and defaults.
+//! - [`hosts`]: which hosts are Lakebase hosts.
+//! - [`inject`]: the decision, the injected call, the retry after a rejected cached token.
+//! - [`discover`]: host → instance/endpoint when the target is not configured.
+//!
+//! The library never links libpq: everything is resolved at run time, and programs that never
+//! call libpq pay nothing (no constructor, no thread, no I/O).
+
+pub mod discover;
+pub mod hosts;
+pub mod inject;
+pub mod params;
+pub mod resolve;
+pub mod sys;
