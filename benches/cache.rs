@@ -1,0 +1,2 @@
+//! Placeholder: the benchmark suite is being written (see scripts/bench.sh).
+fn main() {}
