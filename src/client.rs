@@ -114,12 +114,6 @@ impl Builder {
         let shared = self.clock.is_none();
         let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let target = Target::from_config(&cfg)?;
-        let host = cfg.host.clone().filter(|h| !h.is_empty()).ok_or_else(|| {
-            Error::config(format!(
-                "no workspace host is configured: set DATABRICKS_HOST, host= in the options, or a profile in ~/.databrickscfg. {}",
-                cfg.debug_string()
-            ))
-        })?;
         let mut hopts = HttpOptions { ca_file: cfg.ca_file.clone(), ..HttpOptions::default() };
         if let Some(t) = cfg.http_timeout_seconds.filter(|t| *t > 0) {
             hopts.read_timeout = Duration::from_secs(t);
@@ -129,9 +123,16 @@ impl Builder {
         }
         let http = Arc::new(HttpClient::new(hopts, clock.clone()));
         let ctx = AuthContext { http: http.clone(), clock: clock.clone(), env: self.env.clone() };
+        // Auth first: with nothing configured, its error says what to set for every method.
         let creds = auth::resolve(&cfg, &ctx)?;
         let auth_type = creds.name();
-        let key = cache_key(&cfg, auth_type, target.as_ref());
+        let host = cfg.host.clone().filter(|h| !h.is_empty()).ok_or_else(|| {
+            Error::config(format!(
+                "no workspace host is configured: set DATABRICKS_HOST, host= in the options, or a profile in ~/.databrickscfg. {}",
+                cfg.debug_string()
+            ))
+        })?;
+        let key = cache_key(&cfg, &*self.env, auth_type, target.as_ref());
         let make = |me: &Weak<Entry>| Entry {
             api: WorkspaceApi::new(host.clone(), cfg.workspace_id.clone(), http.clone(), creds.clone()),
             target: target.clone(),
@@ -174,7 +175,7 @@ fn shared_entry(key: Key, make: impl FnOnce(&Weak<Entry>) -> Entry) -> Arc<Entry
 }
 
 /// SHA-256 over everything that decides which token a client gets.
-fn cache_key(cfg: &Config, auth_type: &str, target: Option<&Target>) -> Key {
+fn cache_key(cfg: &Config, env: &dyn Env, auth_type: &str, target: Option<&Target>) -> Key {
     let mut h = Sha256::new();
     let mut put = |label: &str, v: Option<&str>| {
         h.update(label.as_bytes());
@@ -208,6 +209,13 @@ fn cache_key(cfg: &Config, auth_type: &str, target: Option<&Target>) -> Key {
     put("oidc_token_filepath", cfg.oidc_token_filepath.as_deref());
     put("token_audience", cfg.token_audience.as_deref());
     put("discovery_url", cfg.discovery_url.as_deref());
+    put("databricks_cli_path", cfg.databricks_cli_path.as_deref());
+    put("azure_environment", cfg.azure_environment.as_deref());
+    put("actions_id_token_request_url", cfg.actions_id_token_request_url.as_deref());
+    put("cloud", cfg.cloud.as_deref());
+    // A different federated JWT can be a different identity.
+    let oidc_var = cfg.oidc_token_env.clone().unwrap_or_else(|| "DATABRICKS_OIDC_TOKEN".into());
+    put("oidc_token", if auth_type.ends_with("oidc") { env.var(&oidc_var) } else { None }.as_deref());
     put("scopes", Some(&cfg.scopes().join(" ")));
     put("ca_file", cfg.ca_file.as_deref());
     put("target_kind", target.map(|t| t.kind()));

@@ -19,7 +19,6 @@ pub struct PQconninfoOption {
 }
 
 /// `ConnStatusType` values we look at.
-pub(crate) const CONNECTION_OK: c_int = 0;
 pub(crate) const CONNECTION_BAD: c_int = 1;
 
 /// `PGPing` values.

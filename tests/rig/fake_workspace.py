@@ -78,6 +78,9 @@ DEFAULT_SETTINGS = {
     "lakebase_token_max_bytes": 990,
     # Keep this many requests for GET /_fake/requests.
     "request_log_size": 1000,
+    # GET /aad/auth redirects to https://login.microsoftonline.com/<this>/oauth2/authorize
+    # (Azure tenant discovery); None answers 404 as a non-Azure workspace does.
+    "azure_tenant_id": None,
 }
 
 INSTANCE_DEFAULTS = {
@@ -301,6 +304,7 @@ class FakeWorkspace(object):
                 self._upsert_endpoint(name, info or {})
             self.federated = dict(cfg.get("federated") or {})
             self.federation_policies = list(cfg.get("federation_policies") or [])
+            self.passwords = dict(cfg.get("passwords") or {})  # user name -> password (basic auth)
             self._reset_runtime()
 
     def _reset_runtime(self):
@@ -544,9 +548,15 @@ class FakeWorkspace(object):
             self.minted_per_identity[identity_name] = self.minted_per_identity.get(identity_name, 0) + 1
             return token, rec
 
-    def mint_oauth_token(self, identity, client_id=None, scope=OAUTH_SCOPE, via="client_credentials"):
+    def mint_oauth_token(self, identity, client_id=None, scope=OAUTH_SCOPE, via="client_credentials",
+                         lifetime_seconds=None, azure=None):
+        """Mint a workspace access token. azure: None (a Databricks OAuth token), "databricks" (an
+        Azure AD token for Azure Databricks), "databricks-sp" (the same, for a service principal:
+        API calls must also carry X-Databricks-Azure-SP-Management-Token) or "management" (an
+        Azure AD token for the management API: only valid in that header)."""
         with self._lock:
-            lifetime = int(self.settings["oauth_token_lifetime_seconds"])
+            lifetime = int(lifetime_seconds if lifetime_seconds is not None
+                           else self.settings["oauth_token_lifetime_seconds"])
             iat = self.now_ns() // 10**9
             payload = {
                 "client_id": client_id or identity["user_name"],
@@ -567,6 +577,7 @@ class FakeWorkspace(object):
                 "revoked": False,
                 "via": via,
                 "scope": scope,
+                "azure": azure,
             }
             name = identity["user_name"]
             self.oauth_minted_per_identity[name] = self.oauth_minted_per_identity.get(name, 0) + 1
@@ -975,6 +986,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._oidc_token()
         if path == "/oidc/jwks.json" and m == "GET":
             return self._send(200, {"keys": []})
+        if path == "/aad/auth" and m == "GET":
+            tenant = self.fake.settings.get("azure_tenant_id")
+            if not tenant:
+                return self._not_found(path)
+            return self._send(302, b"", content_type="text/html", headers={
+                "Location": "https://login.microsoftonline.com/%s/oauth2/authorize?response_type=code"
+                            "&client_id=2ff814a6-3304-4ab8-85cb-cd0e6f879c1d" % tenant})
         if path.startswith("/api/"):
             ident = self._authenticate()
             if ident is None:
@@ -1148,6 +1166,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         scheme, _, tok = auth.partition(" ")
         tok = tok.strip()
+        if scheme.lower() == "basic" and tok:
+            return self._authenticate_basic(tok)
         if scheme.lower() != "bearer" or not tok:
             self._api_error(401, 401, "Credential was not sent or was of an unsupported type for this API. "
                                       "[ReqId: %s]" % _new_uid())
@@ -1158,7 +1178,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 ident = fake._identity_by_name(name)
             else:
                 rec = fake.oauth_tokens.get(tok)
-                if rec is None or rec["revoked"]:
+                if rec is None or rec["revoked"] or rec.get("azure") == "management":
                     ident = None
                 elif fake.now_ns() >= rec["exp_ns"]:
                     self._api_error(403, 403, "JWT has expired",
@@ -1166,6 +1186,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return None
                 else:
                     ident = fake._identity_by_name(rec["user"])
+                    if rec.get("azure") == "databricks-sp":
+                        problem = self._azure_management_problem(rec["user"])
+                        if problem:
+                            self._api_error(403, 403, problem)
+                            return None
         if ident is None or not ident.get("active", True):
             self._api_error(403, 403, "Invalid access token.",
                             {"X-Databricks-Reason-Phrase": "Invalid access token."})
@@ -1178,6 +1203,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return None
         self._identity = ident["user_name"]
         return ident
+
+    def _authenticate_basic(self, b64):
+        fake = self.fake
+        try:
+            user, sep, pw = base64.b64decode(b64, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            user, sep, pw = "", "", ""
+        with fake._lock:
+            want = fake.passwords.get(user) if sep else None
+            ok = want is not None and secrets.compare_digest(want, pw)
+            ident = fake._identity_by_name(user) if ok else None
+        if ident is None:
+            self._api_error(401, 401, "Invalid username or password.")
+            return None
+        self._identity = ident["user_name"]
+        return ident
+
+    def _azure_management_problem(self, user):
+        """Why an Azure service principal's call lacks a valid management token, or None."""
+        mgmt = (self.headers.get("X-Databricks-Azure-SP-Management-Token") or "").strip()
+        if not mgmt:
+            return "Azure service principal token without X-Databricks-Azure-SP-Management-Token"
+        rec = self.fake.oauth_tokens.get(mgmt)
+        if rec is None or rec.get("azure") != "management" or rec["user"] != user:
+            return "Invalid Azure management token"
+        if self.fake.now_ns() >= rec["exp_ns"]:
+            return "Azure management token has expired"
+        return None
 
     # ------------------------------------------------------------------- API
     def _json_body(self):
@@ -1463,6 +1516,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                              "expired": now >= r["exp_ns"], "revoked": r["revoked"], "seq": r["seq"]}
                             for t, r in fake.lakebase_tokens.items()]
                 return self._send(200, {"tokens": sorted(toks, key=lambda x: x["seq"])})
+            if path == "/_fake/mint_oauth" and m == "POST":
+                with fake._lock:
+                    ident = fake._identity_by_name(body["user"])
+                if ident is None:
+                    return self._send(400, {"error": "unknown identity %r" % (body["user"],)})
+                tok, lifetime = fake.mint_oauth_token(
+                    ident, client_id=body.get("client_id"), scope=body.get("scope", OAUTH_SCOPE),
+                    via=body.get("via", "control"), lifetime_seconds=body.get("lifetime_seconds"),
+                    azure=body.get("azure"))
+                return self._send(200, {"access_token": tok, "token_type": "Bearer", "expires_in": lifetime,
+                                        "expires_on": int(fake.now()) + int(lifetime)})
             if path == "/_fake/mint" and m == "POST":
                 tok, rec = fake.mint_lakebase_token(body["user"], lifetime_seconds=body.get("lifetime_seconds"),
                                                     kind=body.get("kind", "database"))
@@ -1509,6 +1573,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     for tok, who in (body.get("federated") or {}).items():
                         fake.federated[tok] = who
                     fake.federation_policies.extend(body.get("federation_policies") or [])
+                    fake.passwords.update(body.get("passwords") or {})
                     for tok in body.get("remove_pats") or []:
                         fake.pats.pop(tok, None)
                 return self._send(200, {"ok": True})
