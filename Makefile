@@ -14,7 +14,8 @@ CFLAGS     ?= -O2 -g -Wall -Wextra -Werror
 all: build
 
 build:
-	$(CARGO) build --release --lib
+	$(CARGO) build --release
+	ln -sf liblakebase.so target/release/liblakebase.so.$(MAJOR)
 
 header:
 	scripts/gen-header.sh
@@ -23,7 +24,6 @@ check-header:
 	scripts/gen-header.sh --check
 
 examples: build
-	ln -sf liblakebase.so target/release/liblakebase.so.$(MAJOR)
 	mkdir -p build
 	$(CC) $(CFLAGS) -Iinclude $$(pkg-config --cflags libpq) examples-c/get_password.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase $$(pkg-config --libs libpq) -o build/get_password
@@ -36,7 +36,8 @@ examples: build
 	$(CC) $(CFLAGS) -Iinclude tests/c/test_capi.c -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -llakebase -lpthread -o build/test_capi
 
 install: build
-	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 target/release/lakebase $(DESTDIR)$(BINDIR)/lakebase
 	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/liblakebase.so.$(VERSION)
 	ln -sf liblakebase.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblakebase.so.$(MAJOR)
 	ln -sf liblakebase.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/liblakebase.so
@@ -46,7 +47,7 @@ install: build
 	-[ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null && ldconfig 2>/dev/null || true
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/liblakebase.so $(DESTDIR)$(LIBDIR)/liblakebase.so.$(MAJOR) \
+	rm -f $(DESTDIR)$(BINDIR)/lakebase $(DESTDIR)$(LIBDIR)/liblakebase.so $(DESTDIR)$(LIBDIR)/liblakebase.so.$(MAJOR) \
 	      $(DESTDIR)$(LIBDIR)/liblakebase.so.$(VERSION) $(DESTDIR)$(INCLUDEDIR)/lakebase.h \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/lakebase.pc
 

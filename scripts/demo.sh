@@ -11,7 +11,7 @@ PAUSE=${DEMO_PAUSE:-3}
 
 scripts/install-deps.sh
 echo "==> building liblakebase and the C examples"
-cargo build --release --lib --quiet
+cargo build --release --quiet
 make -s examples
 
 dir=$(mktemp -d /tmp/lakebase-demo-XXXXXX)

@@ -12,7 +12,7 @@ step "dependencies"
 scripts/install-deps.sh
 
 step "build"
-cargo build --release --lib --quiet
+cargo build --release --quiet
 
 step "header is what cbindgen generates"
 scripts/gen-header.sh --check
@@ -36,3 +36,6 @@ python3 -m pytest -q -p no:cacheprovider tests/rig_selftest
 
 step "end-to-end tests (liblakebase + real PostgreSQL over TLS + fake workspace)"
 python3 -m pytest -q -p no:cacheprovider tests/e2e
+
+step "language bindings (Python ctypes, Ruby FFI, Go cgo) against the real server"
+scripts/test-bindings.sh

@@ -21,7 +21,9 @@ pub fn from_response(resp: &Response, what: &str) -> Error {
         msg.push_str(": ");
         msg.push_str(&message);
     }
-    let retry_after = crate::http::parse_retry_after(resp.header("Retry-After"), 0);
+    // An HTTP-date Retry-After is relative to now (with 0 it would mean decades).
+    let now = crate::clock::Clock::wall_ms(&crate::clock::SystemClock);
+    let retry_after = crate::http::parse_retry_after(resp.header("Retry-After"), now);
     Error::new(kind, msg).with_http(resp.status, code).with_retry_after(retry_after)
 }
 
@@ -40,6 +42,8 @@ pub fn parse_body(status: u16, body: &[u8]) -> (Option<String>, String) {
         // Standard: {"error_code", "message"}; OAuth (RFC 6749): {"error", "error_description"};
         // API 1.2: {"error"}; SCIM: {"detail", "status", "scimType"}; Okta-style errorCode/errorSummary.
         if let Some(code) = s("error_code") {
+            // Some services send the HTTP status as an integer code: name it as the SDKs do.
+            let code = if code.bytes().all(|b| b.is_ascii_digit()) { status_code_name(status).to_string() } else { code };
             return (Some(code), clip(&s("message").unwrap_or_default()));
         }
         if let Some(desc) = s("error_description").or_else(|| s("errorSummary")) {
@@ -113,7 +117,10 @@ mod tests {
             parse_body(404, br#"{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"Database instance 'x' does not exist."}"#),
             (Some("RESOURCE_DOES_NOT_EXIST".into()), "Database instance 'x' does not exist.".into())
         );
-        assert_eq!(parse_body(403, br#"{"error_code":403,"message":"Invalid access token."}"#), (Some("403".into()), "Invalid access token.".into()));
+        assert_eq!(
+            parse_body(403, br#"{"error_code":403,"message":"Invalid access token."}"#),
+            (Some("PERMISSION_DENIED".into()), "Invalid access token.".into())
+        );
         assert_eq!(
             parse_body(401, br#"{"error":"invalid_client","error_description":"Client authentication failed"}"#),
             (Some("invalid_client".into()), "Client authentication failed".into())

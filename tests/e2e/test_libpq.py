@@ -280,6 +280,10 @@ def test_databricks_app_environment_needs_nothing_else(rig, tmp_path):
                    LAKEBASE_ENDPOINT=e["RIG_ENDPOINT"], LAKEBASE_HOSTS="localhost", LD_PRELOAD=LIB)
     p = run(["psql", "-XAt", "-c", "SELECT current_user"], env)
     assert p.returncode == 0 and p.stdout.strip() == e["RIG_SP_USER"], p.stderr
+    # The same through `lakebase exec`, which does the preloading itself.
+    del env["LD_PRELOAD"]
+    p = run([os.path.join(LIBDIR, "lakebase"), "exec", "--", "psql", "-XAt", "-c", "SELECT current_user"], env)
+    assert p.returncode == 0 and p.stdout.strip() == e["RIG_SP_USER"], p.stderr
 
 
 # --- programs that do not use libpq ----------------------------------------------------------
