@@ -28,6 +28,11 @@ typedef struct pg_conn PGconn;
 
 
 /*
+ Smaller executables are the legacy Python CLI (< 0.100.0).
+ */
+#define MIN_CLI_SIZE (1024 * 1024)
+
+/*
  Result codes. Values are explicit and never reused; new codes are only ever appended.
  */
 typedef enum {
@@ -202,6 +207,19 @@ lakebase_result lakebase_client_auth_type(const lakebase_client *c,
  Buffer semantics as `lakebase_client_get_password`. Thread safety: any thread.
  */
 lakebase_result lakebase_client_refresh_error(const lakebase_client *c,
+                                              char *buf,
+                                              size_t buf_len,
+                                              size_t *out_len);
+
+/*
+ Copy the Postgres host of the client's Lakebase database into `buf`: a Provisioned instance's
+ `read_write_dns` or an Autoscaling endpoint's `status.hosts.host`. The first call makes one API
+ request; the result is cached.
+
+ Buffer semantics as `lakebase_client_get_password`. Errors: `LAKEBASE_CONFIG_ERROR` when no
+ instance/endpoint is configured, API/auth/network errors of the lookup. Thread safety: any thread.
+ */
+lakebase_result lakebase_client_postgres_host(const lakebase_client *c,
                                               char *buf,
                                               size_t buf_len,
                                               size_t *out_len);

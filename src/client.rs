@@ -33,6 +33,7 @@ pub struct Entry {
     target: Option<Target>,
     cache: TokenCache,
     identity: ArcSwapOption<String>,
+    pg_host: ArcSwapOption<String>,
     registered: AtomicBool,
     me: Weak<Entry>,
     shared: bool,
@@ -138,6 +139,7 @@ impl Builder {
             target: target.clone(),
             cache: TokenCache::new(clock.clone(), self.policy.clone()),
             identity: ArcSwapOption::empty(),
+            pg_host: ArcSwapOption::empty(),
             registered: AtomicBool::new(false),
             me: me.clone(),
             shared,
@@ -272,6 +274,17 @@ impl Client {
         let id = api::scim::me_user_name(&self.entry.api)?;
         self.entry.identity.store(Some(Arc::new(id.clone())));
         Ok(id)
+    }
+
+    /// The Postgres host of the configured instance/endpoint (one API call, then cached).
+    pub fn postgres_host(&self) -> Result<String> {
+        if let Some(h) = self.entry.pg_host.load_full() {
+            return Ok((*h).clone());
+        }
+        let target = self.entry.target.as_ref().ok_or_else(|| Error::config(NO_TARGET))?;
+        let h = target.postgres_host(&self.entry.api)?;
+        self.entry.pg_host.store(Some(Arc::new(h.clone())));
+        Ok(h)
     }
 
     /// The last error of a token fetch (background or foreground) not yet followed by a success.

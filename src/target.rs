@@ -38,6 +38,21 @@ impl Target {
         }
     }
 
+    /// The Postgres host to connect to: an instance's `read_write_dns` (else `read_only_dns`), an
+    /// endpoint's `status.hosts.host` (else its other hosts). One API call.
+    pub fn postgres_host(&self, api: &WorkspaceApi) -> Result<String> {
+        let host = match self {
+            Target::Instance(name) => {
+                let v = api::database::get_instance(api, name)?;
+                ["read_write_dns", "read_only_dns"]
+                    .iter()
+                    .find_map(|k| v.get(*k).and_then(|h| h.as_str()).filter(|h| !h.is_empty()).map(String::from))
+            }
+            Target::Endpoint(name) => api::postgres::endpoint_hosts(&api::postgres::get_endpoint(api, name)?).into_iter().next(),
+        };
+        host.ok_or_else(|| Error::api(format!("the {self} has no Postgres host yet (is it still being created?)")))
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Target::Instance(_) => "instance",

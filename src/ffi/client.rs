@@ -199,3 +199,23 @@ pub unsafe extern "C" fn lakebase_client_refresh_error(
         write_str(msg.as_bytes(), buf, buf_len, out_len)
     })
 }
+
+/// Copy the Postgres host of the client's Lakebase database into `buf`: a Provisioned instance's
+/// `read_write_dns` or an Autoscaling endpoint's `status.hosts.host`. The first call makes one API
+/// request; the result is cached.
+///
+/// Buffer semantics as `lakebase_client_get_password`. Errors: `LAKEBASE_CONFIG_ERROR` when no
+/// instance/endpoint is configured, API/auth/network errors of the lookup. Thread safety: any thread.
+#[no_mangle]
+pub unsafe extern "C" fn lakebase_client_postgres_host(
+    c: *const lakebase_client,
+    buf: *mut c_char,
+    buf_len: size_t,
+    out_len: *mut size_t,
+) -> lakebase_result {
+    boundary(|| {
+        check_buf(buf, buf_len)?;
+        let h = client_ref(c)?.postgres_host()?;
+        write_str(h.as_bytes(), buf, buf_len, out_len)
+    })
+}

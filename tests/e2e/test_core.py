@@ -100,12 +100,17 @@ def test_client_introspection_and_real_login(rig, tmp_path):
         c = Client(%r)
         assert c.expiry() == 0          # nothing cached, no network
         pw = c.password()
-        emit({"pw": pw, "again": c.password(), "expiry": c.expiry(), "now": time.time(),
+        import ctypes
+        LIB.lakebase_client_postgres_host.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+        host = ctypes.create_string_buffer(256)
+        n = ctypes.c_size_t(0)
+        assert LIB.lakebase_client_postgres_host(c.h, host, 256, ctypes.byref(n)) == 0
+        emit({"pw": pw, "again": c.password(), "expiry": c.expiry(), "now": time.time(), "host": host.value.decode(),
               "identity": c.identity(), "auth": c.auth_type(), "err": c.refresh_error()})
     """ % opts_pat(e), base_env(rig, tmp_path))
     assert out["pw"] == out["again"] and len(out["pw"]) > 512
     assert 3500 < out["expiry"] - out["now"] <= 3601
-    assert (out["identity"], out["auth"], out["err"]) == (e["RIG_USER"], "pat", "")
+    assert (out["identity"], out["auth"], out["err"], out["host"]) == (e["RIG_USER"], "pat", "", "localhost")
     assert minted(rig) == 1
     p = psql(rig, e["RIG_USER"], out["pw"])
     assert p.returncode == 0 and p.stdout.strip() == e["RIG_USER"], p.stderr
