@@ -79,19 +79,9 @@ typedef enum {
  */
 typedef struct lakebase_client lakebase_client;
 
-typedef struct {
-  uint8_t _private[0];
-} UnwindContext;
-
-typedef int (*UnwindTraceFn)(UnwindContext*, void*);
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
-
-extern int _Unwind_Backtrace(UnwindTraceFn trace, void *arg);
-
-extern size_t _Unwind_GetIP(UnwindContext *ctx);
 
 /*
  Create a client from a libpq-style options string, e.g.

@@ -283,6 +283,9 @@ impl TokenCache {
         if f.secret.is_empty() {
             return Err(Error::api("the API returned an empty token"));
         }
+        if f.secret.expose().as_bytes().contains(&0) {
+            return Err(Error::api("the API returned a token containing a NUL byte"));
+        }
         let (refresh_at, serve_until) = self.policy.schedule(now, f.expiry_ms, fastrand::f64());
         if serve_until <= now {
             return Err(Error::api(format!(

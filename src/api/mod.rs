@@ -73,6 +73,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
 /// A string field of a JSON object, or an API error naming what is missing.
 pub(crate) fn str_field<'a>(v: &'a serde_json::Value, key: &str, what: &str) -> Result<&'a str> {
     match v.get(key) {
+        Some(serde_json::Value::String(s)) if s.contains('\0') => Err(Error::api(format!("{what}: \"{key}\" contains a NUL byte"))),
         Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s),
         _ => Err(Error::api(format!("{what}: the response has no \"{key}\""))),
     }
@@ -85,7 +86,8 @@ pub struct DatabaseCredential {
     pub expiry_ms: i64,
 }
 
-pub(crate) fn parse_credential(v: &serde_json::Value, expiry_key: &str, what: &str) -> Result<DatabaseCredential> {
+/// Parse a credential API response (`token` + RFC 3339 `expiry_key`). Public for fuzzing.
+pub fn parse_credential(v: &serde_json::Value, expiry_key: &str, what: &str) -> Result<DatabaseCredential> {
     let token = str_field(v, "token", what)?;
     let exp = str_field(v, expiry_key, what)?;
     let expiry_ms = parse_rfc3339_ms(exp)

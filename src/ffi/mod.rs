@@ -88,9 +88,8 @@ pub(crate) unsafe fn opt_str<'a>(p: *const c_char, name: &str) -> Result<Option<
 /// Copy `s` NUL-terminated into the caller's buffer. If `buf_len <= s.len()` nothing is written to
 /// `buf`, `*out_len` is set to `s.len()` and the result is `LAKEBASE_INSUFFICIENT_SIZE`.
 pub(crate) unsafe fn write_str(s: &[u8], buf: *mut c_char, buf_len: size_t, out_len: *mut size_t) -> Result<(), Error> {
-    if s.contains(&0) {
-        return Err(Error::internal("value contains a NUL byte"));
-    }
+    // No NUL scan here: this is the hot path, and every value written (tokens, identities, names)
+    // is checked for NUL bytes where it enters the library (see cache::TokenCache::make_token).
     if buf_len <= s.len() {
         if !out_len.is_null() {
             *out_len = s.len();
