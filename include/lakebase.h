@@ -28,11 +28,6 @@ typedef struct pg_conn PGconn;
 
 
 /*
- Smaller executables are the legacy Python CLI (< 0.100.0).
- */
-#define MIN_CLI_SIZE (1024 * 1024)
-
-/*
  Result codes. Values are explicit and never reused; new codes are only ever appended.
  */
 typedef enum {
