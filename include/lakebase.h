@@ -242,7 +242,9 @@ const char *lakebase_version(void);
  with an explanation), and `user` defaulted to the identity's Postgres role. Calls the real libpq
  of the caller (found at run time; liblakebase does not link libpq). Returns what libpq returns:
  free it with `PQfinish`. If no password can be obtained, the returned connection has status
- `CONNECTION_BAD` and `PQerrorMessage` says why. Thread safety: as libpq's.
+ `CONNECTION_BAD` and `PQerrorMessage` says why. Unlike libpq, a NULL conninfo (or NULL keyword
+ arrays in the `Params` variants) is treated as empty instead of crashing. Thread safety: as
+ libpq's.
  */
 PGconn *lakebase_PQconnectdb(const char *conninfo);
 

@@ -9,6 +9,15 @@
 //! * [`TokenCache::refresh_if_due`] is called by the background refresher: it refreshes ahead of
 //!   expiry (lead `max(min(TTL/2, 20 min), 20% of TTL)`, jittered earlier), keeps serving the
 //!   still-valid token when a refresh fails, and backs off.
+//! * Failures are remembered: while no token can be served, a caller arriving within the backoff
+//!   window after a transient failure (throttling, 5xx, network) gets that failure at once instead
+//!   of waiting for another doomed request (a short negative cache), and no caller waits longer
+//!   than [`RefreshPolicy::max_wait`] for a fetch another thread has in flight.
+//! * Fetches run inside an [`http::scope`](crate::http::scope): foreground (a caller is waiting:
+//!   short deadline) or background (the refresher: longer, but never past the current token's
+//!   servable life, so it cannot hold the single-flight lock while callers need a new token).
+//! * Forced refreshes (`lakebase_client_refresh`, a rejected login) mint at most once per
+//!   [`RefreshPolicy::min_forced_interval`]; more calls get the token just minted.
 //!
 //! Thread-safety: all methods take `&self` and may be called from any thread.
 
@@ -84,6 +93,15 @@ pub struct RefreshPolicy {
     /// Backoff after a failed refresh: first delay, doubling, capped.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// Negative cache when no token can be served: after a transient failure, callers fail fast
+    /// for this long (first value, doubling up to the cap; at least the server's `Retry-After`,
+    /// itself capped at `max_backoff`).
+    pub min_negative: Duration,
+    pub max_negative: Duration,
+    /// Longest a caller waits (real time) for a fetch that another thread has in flight.
+    pub max_wait: Duration,
+    /// Forced refreshes mint at most once per this interval.
+    pub min_forced_interval: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -96,6 +114,10 @@ impl Default for RefreshPolicy {
             max_serve_margin: Duration::from_secs(30),
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(60),
+            min_negative: Duration::from_secs(2),
+            max_negative: Duration::from_secs(15),
+            max_wait: Duration::from_secs(20),
+            min_forced_interval: Duration::from_secs(1),
         }
     }
 }
@@ -141,6 +163,10 @@ pub struct TokenCache {
     failures: AtomicU32,
     next_retry_ms: AtomicI64,
     last_error: ArcSwapOption<Error>,
+    /// When a forced refresh last minted (wall ms).
+    last_forced_ms: AtomicI64,
+    /// Until when callers without a servable token get the last (transient) failure at once.
+    negative_until_ms: AtomicI64,
 }
 
 impl TokenCache {
@@ -155,6 +181,8 @@ impl TokenCache {
             failures: AtomicU32::new(0),
             next_retry_ms: AtomicI64::new(i64::MIN),
             last_error: ArcSwapOption::empty(),
+            last_forced_ms: AtomicI64::new(i64::MIN),
+            negative_until_ms: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -213,7 +241,20 @@ impl TokenCache {
     /// a new one. Concurrent invalidations of the same token cause one fetch.
     pub fn force_refresh(&self, fetch: &dyn Fn() -> Result<Fetched>, serial: Option<u64>) -> Result<Arc<Token>> {
         let serial = serial.or_else(|| self.current.load().as_ref().map(|t| t.serial)).unwrap_or(0);
-        self.fetch_blocking(fetch, Some(serial))
+        // Rate limit: a loop of forced refreshes (or a login that keeps failing for another
+        // reason) must not turn into a loop of mints.
+        let since = self.clock.wall_ms().saturating_sub(self.last_forced_ms.load(Ordering::Acquire));
+        if since < self.policy.min_forced_interval.as_millis() as i64 {
+            if let Some(t) = self.peek() {
+                crate::log_info!("forced refresh skipped: the token was minted {since} ms ago by another forced refresh");
+                return Ok(t);
+            }
+        }
+        let t = self.fetch_blocking(fetch, Some(serial))?;
+        if t.serial > serial {
+            self.last_forced_ms.store(self.clock.wall_ms(), Ordering::Release);
+        }
+        Ok(t)
     }
 
     /// Single-flight fetch. `replace`: fetch even if a servable token exists, unless it is newer
@@ -224,8 +265,26 @@ impl TokenCache {
 
     fn fetch_as(&self, fetch: &dyn Fn() -> Result<Fetched>, replace: Option<u64>, origin: Origin) -> Result<Arc<Token>> {
         let seen_attempts = self.attempts.load(Ordering::Acquire);
+        if origin == Origin::Caller && replace.is_none() {
+            if let Some(e) = self.negative_cached() {
+                return Err(e);
+            }
+        }
         let lock = self.flight.get();
-        let _g = lock.lock();
+        // Bounded wait: a caller never waits forever behind another thread's fetch.
+        let _g = match lock.try_lock_for(self.policy.max_wait) {
+            Some(g) => g,
+            None => {
+                if let Some(t) = self.peek() {
+                    return Ok(t);
+                }
+                let why = self.last_error.load_full().map(|e| format!(" (last error: {})", e.message())).unwrap_or_default();
+                return Err(Error::network(format!(
+                    "timed out after {} s waiting for the token request already in progress{why}",
+                    self.policy.max_wait.as_secs()
+                )));
+            }
+        };
         // Someone else may have completed a fetch while we waited for the lock.
         if let Some(t) = self.current.load_full() {
             let newer = replace.map_or(true, |s| t.serial > s);
@@ -240,7 +299,23 @@ impl TokenCache {
                 }
             }
         }
-        let result = fetch();
+        if origin == Origin::Caller && replace.is_none() {
+            if let Some(e) = self.negative_cached() {
+                return Err(e);
+            }
+        }
+        let result = match origin {
+            Origin::Caller => crate::http::scope(crate::http::Purpose::Foreground, &*self.clock, None, fetch),
+            Origin::Refresher => {
+                // Never past the current token's servable life: after that, callers need the
+                // lock to fetch in the foreground.
+                let cap = self.current.load().as_ref().map(|t| {
+                    let left = (t.serve_until_ms - self.clock.wall_ms()).max(0) as u64;
+                    Duration::from_millis(left).max(Duration::from_secs(5))
+                });
+                crate::http::scope(crate::http::Purpose::Background, &*self.clock, cap, fetch)
+            }
+        };
         let now = self.clock.wall_ms();
         let result = result.and_then(|f| self.make_token(f, now, origin));
         match result {
@@ -249,13 +324,18 @@ impl TokenCache {
                 self.fetches.fetch_add(1, Ordering::AcqRel);
                 self.failures.store(0, Ordering::Release);
                 self.next_retry_ms.store(i64::MIN, Ordering::Release);
+                self.negative_until_ms.store(i64::MIN, Ordering::Release);
                 self.last_error.store(None);
                 self.attempts.fetch_add(1, Ordering::AcqRel);
                 Ok(t)
             }
             Err(e) => {
                 let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
-                let delay = self.backoff(n, e.retry_after());
+                // Also after a failed background refresh: once the token is no longer servable,
+                // callers fail fast until the negative window closes.
+                let negative = self.negative_window(n, e.retry_after());
+                self.negative_until_ms.store(now + negative.as_millis() as i64, Ordering::Release);
+                let delay = if self.peek().is_some() { self.backoff(n, e.retry_after()) } else { negative };
                 self.next_retry_ms.store(now + delay.as_millis() as i64, Ordering::Release);
                 self.last_error.store(Some(Arc::new(e.clone())));
                 self.attempts.fetch_add(1, Ordering::AcqRel);
@@ -264,7 +344,36 @@ impl TokenCache {
         }
     }
 
+    /// The remembered failure, if no token can be served, it is transient and its backoff window
+    /// is still open: returned to callers instead of another request.
+    fn negative_cached(&self) -> Option<Error> {
+        if self.failures.load(Ordering::Acquire) == 0 || self.peek().is_some() {
+            return None;
+        }
+        let now = self.clock.wall_ms();
+        let until = self.negative_until_ms.load(Ordering::Acquire);
+        if now >= until {
+            return None;
+        }
+        let e = self.last_error.load_full()?;
+        if !e.is_transient() {
+            return None;
+        }
+        Some((*e).clone().context(format!("failing fast, next attempt in {:.1} s; the last attempt failed", (until - now) as f64 / 1000.0)))
+    }
+
+    /// How long callers fail fast after the `failures`-th consecutive failure with no servable token.
+    fn negative_window(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self.policy.min_negative.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+        let d = exp.min(self.policy.max_negative).mul_f64(1.0 + fastrand::f64() * 0.2);
+        match retry_after.map(|ra| ra.min(self.policy.max_backoff)) {
+            Some(ra) if ra > d => ra,
+            _ => d,
+        }
+    }
+
     fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let retry_after = retry_after.map(|ra| ra.min(self.policy.max_backoff));
         let exp = self.policy.min_backoff.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
         let mut d = exp.min(self.policy.max_backoff);
         // Keep several attempts inside the remaining validity of the current token.
@@ -466,7 +575,7 @@ mod tests {
             move || -> Result<Fetched> {
                 calls.fetch_add(1, Ordering::SeqCst);
                 let _ = rx.lock().recv_timeout(Duration::from_secs(5));
-                Err(Error::api("HTTP 500 INTERNAL_ERROR: boom"))
+                Err(Error::network("connection reset by peer: boom"))
             }
         };
         let failing = Arc::new(failing);
@@ -488,12 +597,14 @@ mod tests {
             .collect();
         std::thread::sleep(Duration::from_millis(50));
         tx.send(()).unwrap();
-        assert_eq!(first.join().unwrap().unwrap_err().kind(), ErrorKind::Api);
+        assert_eq!(first.join().unwrap().unwrap_err().kind(), ErrorKind::Network);
         for h in others {
             let e = h.join().unwrap().unwrap_err();
             assert!(e.message().contains("boom"));
         }
-        // Threads that arrived while the first fetch was running did not call the API again.
+        // Whether a thread queued behind the fetch or arrived just after it failed (the transient
+        // failure is remembered for its backoff window, and the manual clock does not move), none
+        // called the API again: deterministic whatever the scheduling.
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
@@ -585,6 +696,175 @@ mod tests {
         let e = read(&c, &f).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Api);
         assert!(e.message().contains("already expired"), "{e}");
+    }
+
+    /// A fetch that fails with `err` while `fail` is set, counting calls.
+    fn flaky(clock: Arc<ManualClock>, ttl_ms: i64, calls: Arc<AtomicUsize>, fail: Arc<AtomicBool>, err: Error) -> impl Fn() -> Result<Fetched> {
+        move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if fail.load(Ordering::SeqCst) {
+                return Err(err.clone());
+            }
+            Ok(Fetched { secret: Secret::new(format!("tok-{n}")), expiry_ms: clock.wall_ms() + ttl_ms })
+        }
+    }
+
+    #[test]
+    fn outage_after_expiry_fails_fast_from_the_negative_cache() {
+        let clock = ManualClock::new(T0);
+        let (calls, fail) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let c = cache(&clock);
+        let f = flaky(clock.clone(), 10_000, calls.clone(), fail.clone(), Error::api("HTTP 503 TEMPORARILY_UNAVAILABLE").with_http(503, None));
+        read(&c, &f).unwrap();
+        fail.store(true, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(10));
+        // The first caller after expiry tries (and fails); the next 100 fail without a request.
+        assert_eq!(read(&c, &f).unwrap_err().status(), Some(503));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        for _ in 0..100 {
+            let e = read(&c, &f).unwrap_err();
+            assert!(e.message().contains("failing fast") && e.message().contains("503"), "{e}");
+            assert_eq!(e.status(), Some(503));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // After the window (2 s, +20% jitter) one caller tries again; the window doubles.
+        clock.advance(Duration::from_millis(2_401));
+        read(&c, &f).unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        clock.advance(Duration::from_millis(2_401));
+        read(&c, &f).unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // Recovery: the first caller after the window gets a new token.
+        fail.store(false, Ordering::SeqCst);
+        clock.advance(Duration::from_millis(2_401));
+        assert_eq!(read(&c, &f).unwrap(), "tok-4");
+        assert!(c.last_error().is_none());
+    }
+
+    #[test]
+    fn a_failed_background_refresh_makes_callers_fail_fast_after_expiry() {
+        let clock = ManualClock::new(T0);
+        let (calls, fail) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let c = cache(&clock);
+        let f = flaky(clock.clone(), 10_000, calls.clone(), fail.clone(), Error::network("timed out reading response"));
+        read(&c, &f).unwrap();
+        fail.store(true, Ordering::SeqCst);
+        // The refresher's last attempt fails just before the token stops being served...
+        clock.advance(Duration::from_millis(9_400));
+        c.refresh_if_due(&f);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // ...so callers right after expiry get that failure at once, without a request.
+        clock.advance(Duration::from_millis(200));
+        let e = read(&c, &f).unwrap_err();
+        assert!(e.message().contains("failing fast"), "{e}");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn negative_cache_window_is_capped_and_honours_retry_after() {
+        let clock = ManualClock::new(T0);
+        let (calls, fail) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(true)));
+        let c = cache(&clock);
+        let err = Error::api("HTTP 429").with_http(429, None).with_retry_after(Some(Duration::from_secs(7)));
+        let f = flaky(clock.clone(), 10_000, calls.clone(), fail.clone(), err);
+        read(&c, &f).unwrap_err();
+        clock.advance(Duration::from_millis(6_900));
+        read(&c, &f).unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "Retry-After 7 s is honoured");
+        clock.advance(Duration::from_millis(200));
+        read(&c, &f).unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // An absurd Retry-After (an HTTP date years ahead) is capped at max_backoff (60 s).
+        let far = Error::api("HTTP 503").with_http(503, None).with_retry_after(Some(Duration::from_secs(10 * 365 * 86_400)));
+        let c2 = cache(&clock);
+        let calls2 = Arc::new(AtomicUsize::new(0));
+        let f2 = flaky(clock.clone(), 10_000, calls2.clone(), fail.clone(), far);
+        read(&c2, &f2).unwrap_err();
+        clock.advance(Duration::from_secs(61));
+        read(&c2, &f2).unwrap_err();
+        assert_eq!(calls2.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn permanent_errors_are_not_negative_cached() {
+        let clock = ManualClock::new(T0);
+        let (calls, fail) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(true)));
+        let c = cache(&clock);
+        let f = flaky(clock.clone(), 10_000, calls.clone(), fail, Error::auth("HTTP 403 Invalid access token.").with_http(403, None));
+        for _ in 0..3 {
+            assert_eq!(read(&c, &f).unwrap_err().kind(), ErrorKind::Auth);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn forced_refreshes_are_rate_limited() {
+        let clock = ManualClock::new(T0);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = cache(&clock);
+        let f = minter(clock.clone(), Duration::from_secs(3600), calls.clone());
+        read(&c, &f).unwrap();
+        // The first forced refresh mints at once (a rejected token must be replaced)...
+        assert_eq!(c.force_refresh(&f, None).unwrap().secret.expose(), "tok-2");
+        // ...a burst right after gets the token just minted.
+        for _ in 0..50 {
+            assert_eq!(c.force_refresh(&f, None).unwrap().secret.expose(), "tok-2");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(c.force_refresh(&f, None).unwrap().secret.expose(), "tok-3");
+    }
+
+    #[test]
+    fn waiting_behind_a_stuck_fetch_is_bounded() {
+        let clock = ManualClock::new(T0);
+        let policy = RefreshPolicy { jitter_fraction: 0.0, max_wait: Duration::from_millis(200), ..RefreshPolicy::default() };
+        let c = Arc::new(TokenCache::new(clock.clone(), policy));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Arc::new(parking_lot::Mutex::new(rx));
+        let started = Arc::new(AtomicBool::new(false));
+        let stuck = {
+            let (clock, rx, started) = (clock.clone(), rx.clone(), started.clone());
+            move || -> Result<Fetched> {
+                started.store(true, Ordering::SeqCst);
+                let _ = rx.lock().recv_timeout(Duration::from_secs(10));
+                Ok(Fetched { secret: Secret::new("late"), expiry_ms: clock.wall_ms() + 60_000 })
+            }
+        };
+        let first = {
+            let c = c.clone();
+            std::thread::spawn(move || read(&c, &stuck))
+        };
+        while !started.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let t0 = std::time::Instant::now();
+        let never = || -> Result<Fetched> { panic!("must not fetch") };
+        let e = read(&c, &never).unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!(e.kind(), ErrorKind::Network);
+        assert!(e.message().contains("waiting for the token request already in progress"), "{e}");
+        tx.send(()).unwrap();
+        assert_eq!(first.join().unwrap().unwrap(), "late");
+    }
+
+    #[test]
+    fn fetches_run_in_a_foreground_or_background_http_scope() {
+        use crate::http::{current_purpose, Purpose};
+        let clock = ManualClock::new(T0);
+        let c = cache(&clock);
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let f = {
+            let (clock, seen) = (clock.clone(), seen.clone());
+            move || {
+                seen.lock().push(current_purpose());
+                Ok(Fetched { secret: Secret::new("t"), expiry_ms: clock.wall_ms() + 10_000 })
+            }
+        };
+        read(&c, &f).unwrap();
+        clock.advance(Duration::from_secs(5));
+        c.refresh_if_due(&f).unwrap();
+        assert_eq!(*seen.lock(), vec![Purpose::Foreground, Purpose::Background]);
     }
 
     #[test]

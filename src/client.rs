@@ -120,7 +120,9 @@ impl Builder {
             hopts.read_timeout = Duration::from_secs(t);
         }
         if let Some(t) = cfg.retry_timeout_seconds.filter(|t| *t > 0) {
+            // An explicit total budget applies to callers and the refresher alike.
             hopts.deadline = Duration::from_secs(t as u64);
+            hopts.foreground_deadline = Duration::from_secs(t as u64);
         }
         let http = Arc::new(HttpClient::new(hopts, clock.clone()));
         let ctx = AuthContext { http: http.clone(), clock: clock.clone(), env: self.env.clone() };

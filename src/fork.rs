@@ -5,21 +5,28 @@
 //! (threads, sockets, locks that another thread might have held at fork time) records the
 //! generation it built them in and rebuilds them when [`generation`] has moved on.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
-static REGISTER: Once = Once::new();
+/// Not a `Once`: a `Once` caught mid-initialisation by `fork()` would block the child forever.
+static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn child_after_fork() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Install the atfork handler (idempotent). Called lazily on first use, never from a constructor.
+/// Install the atfork handler (idempotent). Called lazily when the first fork-sensitive state
+/// (a [`crate::sync::ForkLocal`], an HTTP client, the refresher) is created, never from a
+/// library constructor.
 pub fn ensure_registered() {
-    REGISTER.call_once(|| unsafe {
-        libc::pthread_atfork(None, None, Some(child_after_fork));
-    });
+    if REGISTERED.load(Ordering::Acquire) {
+        return;
+    }
+    if REGISTERED.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        unsafe {
+            libc::pthread_atfork(None, None, Some(child_after_fork));
+        }
+    }
 }
 
 /// The current fork generation: 1 in the original process, +1 in each forked child.

@@ -4,12 +4,21 @@
 //! Policy enforced here for every caller: https to the workspace, plain http only to loopback;
 //! bounded connect/read timeouts; retries of throttling and transient failures with exponential
 //! backoff and jitter, honouring `Retry-After`, inside a total deadline.
+//!
+//! Deadlines depend on who is waiting (see [`scope`]): a *foreground* operation (a caller blocked
+//! in `lakebase_get_password` or `PQconnectdb`) gets [`HttpOptions::foreground_deadline`] (15 s)
+//! for everything it does, OAuth token and credential call and all retries together; the
+//! background refresher gets [`HttpOptions::deadline`] (60 s). Each attempt's timeout is bounded
+//! by what is left, so a server that accepts and never answers cannot hold a caller past it.
+//! Not bounded here: DNS resolution (`getaddrinfo`, governed by resolv.conf's timeout/attempts).
 
-use crate::clock::SharedClock;
+use crate::clock::{Clock, SharedClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
+use arc_swap::ArcSwapOption;
+use std::cell::Cell;
 use std::io::Read;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const USER_AGENT: &str = concat!("liblakebase/", env!("CARGO_PKG_VERSION"));
@@ -65,6 +74,13 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// Response bodies carry tokens: wiped when the response is dropped.
+impl Drop for Response {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
@@ -82,13 +98,20 @@ impl Response {
 /// Timeouts and retry budget.
 #[derive(Clone, Debug)]
 pub struct HttpOptions {
+    /// TCP connect (plus TLS handshake) budget of one attempt.
     pub connect_timeout: Duration,
+    /// Waiting for the response of one attempt.
     pub read_timeout: Duration,
-    /// Total time one logical call may take, retries included.
+    /// Total time one background operation may take, retries included.
     pub deadline: Duration,
+    /// Total time one foreground operation (a caller is waiting) may take, retries included.
+    pub foreground_deadline: Duration,
     /// Extra PEM CA bundle trusted in addition to the system store (and SSL_CERT_FILE).
     pub ca_file: Option<String>,
 }
+
+/// Default total deadline of a foreground operation.
+pub const FOREGROUND_DEADLINE: Duration = Duration::from_secs(15);
 
 impl Default for HttpOptions {
     fn default() -> Self {
@@ -96,9 +119,56 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             deadline: Duration::from_secs(60),
+            foreground_deadline: FOREGROUND_DEADLINE,
             ca_file: None,
         }
     }
+}
+
+/// Who is waiting for an operation; decides its total deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// A caller is blocked until it completes (first password, expired token, `identity`).
+    Foreground,
+    /// The background refresher: nobody is waiting.
+    Background,
+}
+
+#[derive(Clone, Copy)]
+struct Scope {
+    purpose: Purpose,
+    /// Start on the operation's clock (monotonic).
+    start: Duration,
+    /// Optional tighter cap on the whole operation.
+    cap: Option<Duration>,
+}
+
+thread_local! {
+    static SCOPE: Cell<Option<Scope>> = const { Cell::new(None) };
+}
+
+/// Run `f` as one logical operation on behalf of `purpose`: every request made inside it on this
+/// thread (an OAuth token, the credential call, all retries) shares one deadline counted from
+/// here, optionally capped at `cap`. Nested scopes join the outermost one.
+pub fn scope<R>(purpose: Purpose, clock: &dyn Clock, cap: Option<Duration>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Scope>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = SCOPE.try_with(|s| s.set(self.0));
+        }
+    }
+    let prev = SCOPE.try_with(|s| s.get()).ok().flatten();
+    if prev.is_some() {
+        return f();
+    }
+    let _restore = Restore(None);
+    let _ = SCOPE.try_with(|s| s.set(Some(Scope { purpose, start: clock.monotonic(), cap })));
+    f()
+}
+
+/// The purpose of the operation this thread is in (foreground when none).
+pub fn current_purpose() -> Purpose {
+    SCOPE.try_with(|s| s.get()).ok().flatten().map_or(Purpose::Foreground, |s| s.purpose)
 }
 
 /// A thread-safe HTTP client. Cheap to share behind an `Arc`.
@@ -106,12 +176,14 @@ pub struct HttpClient {
     opts: HttpOptions,
     clock: SharedClock,
     /// (fork generation, agent); rebuilt in a forked child so pooled sockets are never shared.
-    agent: parking_lot::Mutex<Option<(u64, ureq::Agent)>>,
+    /// Lock-free, so a thread that held it in the parent at `fork()` cannot block the child.
+    agent: ArcSwapOption<(u64, ureq::Agent)>,
 }
 
 impl HttpClient {
     pub fn new(opts: HttpOptions, clock: SharedClock) -> Self {
-        HttpClient { opts, clock, agent: parking_lot::Mutex::new(None) }
+        crate::fork::ensure_registered();
+        HttpClient { opts, clock, agent: ArcSwapOption::empty() }
     }
 
     pub fn options(&self) -> &HttpOptions {
@@ -120,37 +192,38 @@ impl HttpClient {
 
     fn agent(&self) -> Result<ureq::Agent> {
         let gen = crate::fork::generation();
-        // try_lock_for: a lock held by a thread that no longer exists after fork() must not hang us.
-        let mut slot = match self.agent.try_lock_for(Duration::from_secs(5)) {
-            Some(s) => s,
-            None => return self.build_agent(),
-        };
-        if let Some((g, a)) = slot.as_ref() {
-            if *g == gen {
-                return Ok(a.clone());
+        if let Some(cur) = self.agent.load().as_ref() {
+            if cur.0 == gen {
+                return Ok(cur.1.clone());
             }
         }
+        // First use, or first use in a forked child: a new pool. Racing threads may each build
+        // one; the last store wins and the others' pools are simply dropped.
         let a = self.build_agent()?;
-        *slot = Some((gen, a.clone()));
+        self.agent.store(Some(Arc::new((gen, a.clone()))));
         Ok(a)
     }
 
     fn build_agent(&self) -> Result<ureq::Agent> {
+        // Timeouts are set per request (see `send_until`): connect + read, bounded by the deadline.
         Ok(ureq::AgentBuilder::new()
-            .timeout_connect(self.opts.connect_timeout)
-            .timeout_read(self.opts.read_timeout)
-            .timeout_write(self.opts.read_timeout)
             .redirects(0)
             .user_agent(USER_AGENT)
             .tls_config(tls_config(self.opts.ca_file.as_deref())?)
             .build())
     }
 
-    /// One attempt. Any HTTP status is `Ok`; only transport failures are errors.
+    /// One attempt with the default per-attempt timeout. Any HTTP status is `Ok`; only transport
+    /// failures are errors.
     pub fn send_once(&self, req: &Request) -> Result<Response> {
+        self.attempt(req, self.opts.connect_timeout + self.opts.read_timeout)
+    }
+
+    /// One attempt that gives up after `timeout` (connect, TLS, request and response together).
+    fn attempt(&self, req: &Request, timeout: Duration) -> Result<Response> {
         check_url(&req.url)?;
         let agent = self.agent()?;
-        let mut r = agent.request(req.method, &req.url).set("Accept", "application/json");
+        let mut r = agent.request(req.method, &req.url).set("Accept", "application/json").timeout(timeout.max(Duration::from_millis(1)));
         for (k, v) in &req.headers {
             r = r.set(k, v);
         }
@@ -185,7 +258,8 @@ impl HttpClient {
             .into_iter()
             .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
             .collect();
-        let mut body = Vec::new();
+        // Sized up front so the token-bearing buffer is not reallocated (a freed copy is not wiped).
+        let mut body = Vec::with_capacity(16 * 1024);
         resp.into_reader()
             .take(MAX_BODY)
             .read_to_end(&mut body)
@@ -194,18 +268,50 @@ impl HttpClient {
         Ok(Response { status, headers, body })
     }
 
-    /// Send with retries on 429/503/transient network errors, within `self.opts.deadline`.
-    /// Returns the last response (any status) or the last transport error.
+    /// Send with retries on 429/503/transient network errors, within the deadline of the current
+    /// [`scope`] (foreground when there is none). Returns the last response (any status) or the
+    /// last transport error.
     pub fn send(&self, req: &Request) -> Result<Response> {
-        self.send_within(req, self.opts.deadline)
+        self.send_until(req, self.scope_end())
     }
 
+    /// [`send`](Self::send) with at most `deadline` from now (and never past the scope's end).
     pub fn send_within(&self, req: &Request, deadline: Duration) -> Result<Response> {
+        let end = (self.clock.monotonic() + deadline).min(self.scope_end());
+        self.send_until(req, end)
+    }
+
+    /// The end (monotonic) of the operation this thread is in.
+    fn scope_end(&self) -> Duration {
+        let now = self.clock.monotonic();
+        match SCOPE.try_with(|s| s.get()).ok().flatten() {
+            Some(sc) => {
+                let budget = match sc.purpose {
+                    Purpose::Foreground => self.opts.foreground_deadline,
+                    Purpose::Background => self.opts.deadline,
+                };
+                let budget = sc.cap.map_or(budget, |c| c.min(budget));
+                sc.start + budget
+            }
+            None => now + self.opts.foreground_deadline,
+        }
+    }
+
+    fn send_until(&self, req: &Request, end: Duration) -> Result<Response> {
         let start = self.clock.monotonic();
+        let per_attempt = self.opts.connect_timeout + self.opts.read_timeout;
         let mut attempt: u32 = 0;
         loop {
+            let left = end.saturating_sub(self.clock.monotonic());
+            if left.is_zero() {
+                return Err(Error::network(format!(
+                    "{}: no time left within the deadline ({:.1} s spent)",
+                    req.describe(),
+                    self.clock.monotonic().saturating_sub(start).as_secs_f64()
+                )));
+            }
             attempt += 1;
-            let outcome = self.send_once(req);
+            let outcome = self.attempt(req, per_attempt.min(left));
             let retry_after = match &outcome {
                 Ok(resp) if matches!(resp.status, 429 | 503) => Some(parse_retry_after(resp.header("Retry-After"), self.clock.wall_ms())),
                 Ok(_) => return outcome,
@@ -213,9 +319,12 @@ impl HttpClient {
                 Err(_) => return outcome,
             };
             let delay = backoff(attempt, retry_after.flatten());
-            let elapsed = self.clock.monotonic().saturating_sub(start);
-            if elapsed + delay >= deadline {
-                return outcome;
+            let now = self.clock.monotonic();
+            if now + delay >= end {
+                return outcome.map_err(|e| {
+                    let spent = now.saturating_sub(start).as_secs_f64();
+                    Error::new(e.kind(), format!("{} (gave up after {attempt} attempt(s) in {spent:.1} s)", e.message()))
+                });
             }
             crate::log_info!("http: {} attempt {attempt} failed ({}); retrying in {:?}", req.describe(), summarize(&outcome), delay);
             self.clock.sleep(delay);
@@ -295,10 +404,20 @@ pub fn is_loopback(u: &url::Url) -> bool {
     }
 }
 
-/// Trust the system store (rustls-native-certs honours SSL_CERT_FILE / SSL_CERT_DIR) plus `ca_file`.
+/// Trust the system store (or, when set, SSL_CERT_FILE / SSL_CERT_DIR instead: OpenSSL's rule,
+/// applied by rustls-native-certs) plus `ca_file`.
 fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
-    static SYSTEM: OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
-    let system = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
+    // Not a OnceLock: a thread loading the store at the moment of fork() would leave a OnceLock
+    // "running" forever in the child. Racing loaders each load; one result is kept.
+    static SYSTEM: ArcSwapOption<Vec<rustls::pki_types::CertificateDer<'static>>> = ArcSwapOption::const_empty();
+    let system = match SYSTEM.load_full() {
+        Some(s) => s,
+        None => {
+            let s = Arc::new(rustls_native_certs::load_native_certs().certs);
+            SYSTEM.store(Some(s.clone()));
+            s
+        }
+    };
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(system.iter().cloned());
     if let Some(path) = ca_file {
@@ -337,6 +456,109 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.message().contains("plain http"), "{e}");
         assert!(check_url("ftp://x/").is_err());
+    }
+
+    use crate::clock::SystemClock;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// A loopback server answering each connection with `respond(n)` (None: accept and hang).
+    fn server(respond: impl Fn(usize) -> Option<String> + Send + 'static) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/api/x", l.local_addr().unwrap());
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in l.incoming() {
+                let Ok(mut s) = s else { break };
+                let n = h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut s, &mut buf);
+                match respond(n) {
+                    Some(r) => {
+                        let _ = s.write_all(r.as_bytes());
+                    }
+                    None => held.push(s),
+                }
+            }
+        });
+        (url, hits)
+    }
+
+    fn client(fg: Duration, bg: Duration) -> HttpClient {
+        HttpClient::new(HttpOptions { foreground_deadline: fg, deadline: bg, ..HttpOptions::default() }, Arc::new(SystemClock))
+    }
+
+    #[test]
+    fn a_hanging_server_cannot_hold_a_foreground_caller_past_the_deadline() {
+        let (url, _) = server(|_| None);
+        let c = client(Duration::from_millis(1500), Duration::from_secs(60));
+        let t0 = std::time::Instant::now();
+        let e = scope(Purpose::Foreground, &SystemClock, None, || c.send(&Request::get(url.clone()))).unwrap_err();
+        let took = t0.elapsed();
+        assert_eq!(e.kind(), ErrorKind::Network);
+        assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(4), "{took:?} {e}");
+        assert!(e.message().contains("gave up after") || e.message().contains("no time left"), "{e}");
+        // Unscoped calls are foreground too.
+        let t0 = std::time::Instant::now();
+        c.send(&Request::get(url.clone())).unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(4));
+        // A background scope capped by the caller.
+        let t0 = std::time::Instant::now();
+        scope(Purpose::Background, &SystemClock, Some(Duration::from_millis(800)), || c.send(&Request::get(url))).unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn throttling_is_retried_and_a_long_retry_after_ends_the_call_early() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string();
+        let busy = |ra: &str| format!("HTTP/1.1 503 Service Unavailable\r\nRetry-After: {ra}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}");
+        let (url, hits) = server({
+            let (ok, b) = (ok.clone(), busy("1"));
+            move |n| Some(if n < 2 { b.clone() } else { ok.clone() })
+        });
+        let c = client(Duration::from_secs(10), Duration::from_secs(60));
+        let t0 = std::time::Instant::now();
+        assert_eq!(c.send(&Request::get(url)).unwrap().status, 200);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert!(t0.elapsed() >= Duration::from_secs(2), "Retry-After: 1 honoured twice");
+        // Retry-After beyond the deadline: the 503 is returned at once, not slept on.
+        let (url, hits) = server(move |_| Some(busy("120")));
+        let t0 = std::time::Instant::now();
+        assert_eq!(c.send(&Request::get(url)).unwrap().status, 503);
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn other_client_errors_are_not_retried() {
+        let (url, hits) = server(|_| Some("HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".into()));
+        let c = client(Duration::from_secs(10), Duration::from_secs(60));
+        assert_eq!(c.send(&Request::get(url)).unwrap().status, 404);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn refused_connections_are_retried_until_the_deadline() {
+        // Bind then drop: nothing listens on the port.
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let c = client(Duration::from_millis(1200), Duration::from_secs(60));
+        let t0 = std::time::Instant::now();
+        let e = c.send(&Request::get(format!("http://127.0.0.1:{port}/api/x"))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Network);
+        assert!(t0.elapsed() >= Duration::from_millis(500) && t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+        assert!(e.message().contains("attempt(s)"), "{e}");
+    }
+
+    #[test]
+    fn nested_scopes_share_the_outermost_deadline() {
+        assert_eq!(current_purpose(), Purpose::Foreground);
+        scope(Purpose::Background, &SystemClock, None, || {
+            assert_eq!(current_purpose(), Purpose::Background);
+            scope(Purpose::Foreground, &SystemClock, None, || assert_eq!(current_purpose(), Purpose::Background));
+        });
+        assert_eq!(current_purpose(), Purpose::Foreground);
     }
 
     #[test]

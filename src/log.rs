@@ -49,7 +49,6 @@ pub fn enabled(l: Level) -> bool {
 }
 
 pub fn write(l: Level, args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
     let tag = match l {
         Level::Error => "error",
         Level::Warn => "warn",
@@ -58,7 +57,19 @@ pub fn write(l: Level, args: std::fmt::Arguments<'_>) {
         Level::Off => return,
     };
     let line = format!("liblakebase {tag}: {args}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    // One write(2) straight to fd 2, not through std's stderr lock: a lock held by another
+    // thread at fork() would deadlock a child that logs.
+    let mut rest = line.as_bytes();
+    while !rest.is_empty() {
+        let n = unsafe { libc::write(2, rest.as_ptr() as *const libc::c_void, rest.len()) };
+        if n <= 0 {
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        rest = &rest[n as usize..];
+    }
 }
 
 #[macro_export]

@@ -14,6 +14,7 @@ pub struct ForkLocal<T> {
 
 impl<T> ForkLocal<T> {
     pub fn new(init: fn() -> T) -> Self {
+        crate::fork::ensure_registered();
         ForkLocal { slot: ArcSwap::from_pointee((crate::fork::generation(), Arc::new(init()))), init }
     }
 

@@ -105,16 +105,31 @@ unsafe fn ping_params(k: *const *const c_char, v: *const *const c_char, x: c_int
 }
 
 // --- lakebase_PQ*: explicit wrappers -----------------------------------------------------------
+//
+// The wrappers accept what libpq itself would crash on: a NULL conninfo means "" (all defaults)
+// and a NULL keyword or value array means an empty one. The interposers below stay transparent.
+
+const EMPTY_ARRAY: [*const c_char; 1] = [std::ptr::null()];
+
+fn conninfo_or_empty(conninfo: *const c_char) -> *const c_char {
+    if conninfo.is_null() { c"".as_ptr() } else { conninfo }
+}
+
+fn arrays_or_empty(k: *const *const c_char, v: *const *const c_char) -> (*const *const c_char, *const *const c_char) {
+    if k.is_null() || v.is_null() { (EMPTY_ARRAY.as_ptr(), EMPTY_ARRAY.as_ptr()) } else { (k, v) }
+}
 
 /// `PQconnectdb` with the Lakebase password filled in when the conninfo gives none (whatever the
 /// host), `sslmode` raised to `require` (an explicit `sslmode=disable` yields a failed connection
 /// with an explanation), and `user` defaulted to the identity's Postgres role. Calls the real libpq
 /// of the caller (found at run time; liblakebase does not link libpq). Returns what libpq returns:
 /// free it with `PQfinish`. If no password can be obtained, the returned connection has status
-/// `CONNECTION_BAD` and `PQerrorMessage` says why. Thread safety: as libpq's.
+/// `CONNECTION_BAD` and `PQerrorMessage` says why. Unlike libpq, a NULL conninfo (or NULL keyword
+/// arrays in the `Params` variants) is treated as empty instead of crashing. Thread safety: as
+/// libpq's.
 #[no_mangle]
 pub unsafe extern "C" fn lakebase_PQconnectdb(conninfo: *const c_char) -> *mut PGconn {
-    connectdb(conninfo, Mode::Wrapper, caller_address())
+    connectdb(conninfo_or_empty(conninfo), Mode::Wrapper, caller_address())
 }
 
 /// `PQconnectdbParams` with the Lakebase password filled in; see `lakebase_PQconnectdb`.
@@ -124,6 +139,7 @@ pub unsafe extern "C" fn lakebase_PQconnectdbParams(
     values: *const *const c_char,
     expand_dbname: c_int,
 ) -> *mut PGconn {
+    let (keywords, values) = arrays_or_empty(keywords, values);
     connectdb_params(keywords, values, expand_dbname, Mode::Wrapper, caller_address())
 }
 
@@ -132,7 +148,7 @@ pub unsafe extern "C" fn lakebase_PQconnectdbParams(
 /// normally; a mint blocks).
 #[no_mangle]
 pub unsafe extern "C" fn lakebase_PQconnectStart(conninfo: *const c_char) -> *mut PGconn {
-    connect_start(conninfo, Mode::Wrapper, caller_address())
+    connect_start(conninfo_or_empty(conninfo), Mode::Wrapper, caller_address())
 }
 
 /// `PQconnectStartParams` with the Lakebase password filled in; see `lakebase_PQconnectStart`.
@@ -142,6 +158,7 @@ pub unsafe extern "C" fn lakebase_PQconnectStartParams(
     values: *const *const c_char,
     expand_dbname: c_int,
 ) -> *mut PGconn {
+    let (keywords, values) = arrays_or_empty(keywords, values);
     connect_start_params(keywords, values, expand_dbname, Mode::Wrapper, caller_address())
 }
 
@@ -163,12 +180,13 @@ pub unsafe extern "C" fn lakebase_PQsetdbLogin(
 /// `PQping` with the same settings `lakebase_PQconnectdb` would use. Returns a `PGPing` value.
 #[no_mangle]
 pub unsafe extern "C" fn lakebase_PQping(conninfo: *const c_char) -> c_int {
-    ping(conninfo, Mode::Wrapper, caller_address())
+    ping(conninfo_or_empty(conninfo), Mode::Wrapper, caller_address())
 }
 
 /// `PQpingParams` with the same settings `lakebase_PQconnectdbParams` would use.
 #[no_mangle]
 pub unsafe extern "C" fn lakebase_PQpingParams(keywords: *const *const c_char, values: *const *const c_char, expand_dbname: c_int) -> c_int {
+    let (keywords, values) = arrays_or_empty(keywords, values);
     ping_params(keywords, values, expand_dbname, Mode::Wrapper, caller_address())
 }
 

@@ -160,30 +160,36 @@ pub fn service_options(service: &str, env: &dyn Fn(&str) -> Option<String>) -> O
     }
     for f in files {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
-        let mut in_section = false;
-        let mut found = false;
-        let mut out = Options::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if line.starts_with('[') && line.ends_with(']') {
-                in_section = &line[1..line.len() - 1] == service;
-                found |= in_section;
-                continue;
-            }
-            if in_section {
-                if let Some((k, v)) = line.split_once('=') {
-                    out.entry(k.trim().to_string()).or_insert_with(|| v.trim().to_string());
-                }
-            }
-        }
-        if found {
+        if let Some(out) = parse_service_file(&text, service) {
             return out;
         }
     }
     Options::new()
+}
+
+/// The options of section `[service]` in a `pg_service.conf` text (first value of a key wins);
+/// `None` when the section is absent. Pure, for fuzzing.
+pub fn parse_service_file(text: &str, service: &str) -> Option<Options> {
+    let mut in_section = false;
+    let mut found = false;
+    let mut out = Options::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.len() >= 2 && line.starts_with('[') && line.ends_with(']') {
+            in_section = &line[1..line.len() - 1] == service;
+            found |= in_section;
+            continue;
+        }
+        if in_section {
+            if let Some((k, v)) = line.split_once('=') {
+                out.entry(k.trim().to_string()).or_insert_with(|| v.trim().to_string());
+            }
+        }
+    }
+    found.then_some(out)
 }
 
 /// Whether the password file has an entry for this connection (libpq's `passwordFromFile`).
@@ -212,7 +218,8 @@ pub fn passfile_has_entry(path: &Path, host: &str, port: &str, db: &str, user: &
     false
 }
 
-fn split_pgpass(line: &str) -> Vec<String> {
+/// The fields of one `.pgpass` line (`\\` escapes, at most 5 fields). Public for fuzzing.
+pub fn split_pgpass(line: &str) -> Vec<String> {
     let mut out = vec![String::new()];
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
