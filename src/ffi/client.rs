@@ -14,6 +14,21 @@ pub struct lakebase_client {
     _private: [u8; 0],
 }
 
+/// The body of every export that copies a string about a client into a caller buffer.
+unsafe fn client_string(
+    c: *const lakebase_client,
+    buf: *mut c_char,
+    buf_len: size_t,
+    out_len: *mut size_t,
+    get: impl FnOnce(&Client) -> Result<String, Error>,
+) -> lakebase_result {
+    boundary(|| {
+        check_buf(buf, buf_len)?;
+        let s = get(client_ref(c)?)?;
+        write_str(s.as_bytes(), buf, buf_len, out_len)
+    })
+}
+
 pub(crate) unsafe fn client_ref<'a>(c: *const lakebase_client) -> Result<&'a Client, Error> {
     if c.is_null() {
         return Err(Error::invalid_argument("client is NULL"));
@@ -164,10 +179,7 @@ pub unsafe extern "C" fn lakebase_client_identity(
     buf_len: size_t,
     out_len: *mut size_t,
 ) -> lakebase_result {
-    boundary(|| {
-        let id = client_ref(c)?.identity()?;
-        write_str(id.as_bytes(), buf, buf_len, out_len)
-    })
+    client_string(c, buf, buf_len, out_len, Client::identity)
 }
 
 /// Copy the auth method in use (`"pat"`, `"oauth-m2m"`, ...) into `buf`. No network I/O.
@@ -180,7 +192,7 @@ pub unsafe extern "C" fn lakebase_client_auth_type(
     buf_len: size_t,
     out_len: *mut size_t,
 ) -> lakebase_result {
-    boundary(|| write_str(client_ref(c)?.auth_type().as_bytes(), buf, buf_len, out_len))
+    client_string(c, buf, buf_len, out_len, |c| Ok(c.auth_type().to_string()))
 }
 
 /// Copy the last token-refresh error (background or foreground) not yet followed by a successful
@@ -194,10 +206,7 @@ pub unsafe extern "C" fn lakebase_client_refresh_error(
     buf_len: size_t,
     out_len: *mut size_t,
 ) -> lakebase_result {
-    boundary(|| {
-        let msg = client_ref(c)?.refresh_error().unwrap_or_default();
-        write_str(msg.as_bytes(), buf, buf_len, out_len)
-    })
+    client_string(c, buf, buf_len, out_len, |c| Ok(c.refresh_error().unwrap_or_default()))
 }
 
 /// Copy the Postgres host of the client's Lakebase database into `buf`: a Provisioned instance's
@@ -213,9 +222,5 @@ pub unsafe extern "C" fn lakebase_client_postgres_host(
     buf_len: size_t,
     out_len: *mut size_t,
 ) -> lakebase_result {
-    boundary(|| {
-        check_buf(buf, buf_len)?;
-        let h = client_ref(c)?.postgres_host()?;
-        write_str(h.as_bytes(), buf, buf_len, out_len)
-    })
+    client_string(c, buf, buf_len, out_len, Client::postgres_host)
 }

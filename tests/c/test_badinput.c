@@ -5,6 +5,7 @@
  * Needs no server: no Databricks configuration is visible to this program. Style as test_capi.c;
  * built plain and under ASan/UBSan by scripts/test-hardening.sh.
  */
+#include "harness.h"
 #include <lakebase.h>
 #include <libpq-fe.h>
 #include <limits.h>
@@ -13,22 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char errbuf[4096];
-static const char *last_error(void) {
-    lakebase_last_error(errbuf, sizeof errbuf);
-    return errbuf;
-}
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "  %s:%d: check failed: %s (last error: %s)\n", __FILE__, \
-                    __LINE__, #cond, last_error());                                   \
-            passed = false;                                                           \
-            goto done;                                                                \
-        }                                                                             \
-    } while (0)
 
 #define MB (1024 * 1024)
 
@@ -204,11 +189,6 @@ done:
     return passed;
 }
 
-struct test {
-    const char *name;
-    bool (*fn)(void);
-};
-
 int main(void) {
     /* Nothing from the caller's environment: no Databricks configuration, no Postgres to reach. */
     const char *scrub[] = {"DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
@@ -230,13 +210,5 @@ int main(void) {
         {"pq_wrappers_with_nulls", test_pq_wrappers_with_nulls},
         {"pq_wrappers_with_odd_strings", test_pq_wrappers_with_odd_strings},
     };
-    int n = sizeof tests / sizeof tests[0], failed = 0;
-    for (int i = 0; i < n; i++) {
-        bool ok = tests[i].fn();
-        printf("%s ... %s\n", tests[i].name, ok ? "PASSED" : "FAILED");
-        fflush(stdout);
-        failed += !ok;
-    }
-    printf("%d passed, %d failed\n", n - failed, failed);
-    return failed ? 1 : 0;
+    return run_tests(tests, (int)(sizeof tests / sizeof tests[0]));
 }

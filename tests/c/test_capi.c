@@ -3,6 +3,7 @@
  * messages, secret hygiene. One function per case; prints PASSED/FAILED lines and a summary.
  * Built with -Wall -Wextra -Werror (and under ASan/UBSan by scripts/test.sh).
  */
+#include "harness.h"
 #include <lakebase.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -10,22 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static char errbuf[4096];
-static const char *last_error(void) {
-    lakebase_last_error(errbuf, sizeof errbuf);
-    return errbuf;
-}
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "  %s:%d: check failed: %s (last error: %s)\n", __FILE__, \
-                    __LINE__, #cond, last_error());                                   \
-            passed = false;                                                           \
-            goto done;                                                                \
-        }                                                                             \
-    } while (0)
 
 static bool test_version(void) {
     bool passed = true;
@@ -258,11 +243,6 @@ done:
     return passed;
 }
 
-struct test {
-    const char *name;
-    bool (*fn)(void);
-};
-
 int main(void) {
     /* These cases must not depend on the caller's Databricks configuration. */
     unsetenv("DATABRICKS_HOST");
@@ -292,12 +272,5 @@ int main(void) {
         {"nothing_configured", test_nothing_configured},
         {"default_client_free_is_noop", test_default_client_free_is_noop},
     };
-    int n = sizeof tests / sizeof tests[0], failed = 0;
-    for (int i = 0; i < n; i++) {
-        bool ok = tests[i].fn();
-        printf("%s ... %s\n", tests[i].name, ok ? "PASSED" : "FAILED");
-        failed += !ok;
-    }
-    printf("%d passed, %d failed\n", n - failed, failed);
-    return failed ? 1 : 0;
+    return run_tests(tests, (int)(sizeof tests / sizeof tests[0]));
 }
