@@ -779,6 +779,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif isinstance(body, str):
             body = body.encode("utf-8")
         self._status = status
+        if not getattr(self, "_logged", True):
+            # Log before answering: a client that reads the log right after the response must see it.
+            self._log_request(self._log_path)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -864,6 +867,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = parsed.path
         self.query = urllib.parse.parse_qs(parsed.query)
         self._status = None
+        self._logged = True  # control calls are not logged
         self.raw_body = self._read_body()
         self._identity = None
         if path.startswith("/_fake/"):
@@ -882,14 +886,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 fake.faults_fired += 1
                 fault = f
                 break
+        self._logged = False
+        self._log_path = path
         try:
             if fault is not None and self._apply_fault(fault, path):
                 return
             self._route(path)
         finally:
-            self._log_request(path)
+            if not self._logged:  # dropped connections, hangs: nothing was sent
+                self._log_request(path)
 
     def _log_request(self, path):
+        self._logged = True
         fake = self.fake
         body = None
         if self.raw_body:
