@@ -23,9 +23,10 @@ pub fn list_instances(api: &WorkspaceApi) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     let mut token = String::new();
     for _ in 0..1000 {
-        let mut path = "/api/2.0/database/instances?page_size=100".to_string();
+        // The first page as the SDKs ask for it (no query); then only the page token.
+        let mut path = "/api/2.0/database/instances".to_string();
         if !token.is_empty() {
-            path.push_str("&page_token=");
+            path.push_str("?page_token=");
             path.push_str(&urlencode_segment(&token));
         }
         let v = api.call("GET", &path, None)?;

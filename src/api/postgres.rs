@@ -56,10 +56,10 @@ fn list_all(api: &WorkspaceApi, path: &str, items_key: &str) -> Result<Vec<serde
     let mut out = Vec::new();
     let mut token = String::new();
     for _ in 0..1000 {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let mut p = format!("{path}{sep}page_size=100");
+        // The first page as the SDKs ask for it (no query); then only the page token.
+        let mut p = path.to_string();
         if !token.is_empty() {
-            p.push_str("&page_token=");
+            p.push_str(if path.contains('?') { "&page_token=" } else { "?page_token=" });
             p.push_str(&super::database::urlencode_segment(&token));
         }
         let v = api.call("GET", &p, None)?;
