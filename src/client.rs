@@ -346,6 +346,25 @@ pub fn default_client() -> Result<arc_swap::Guard<Option<Arc<Client>>>> {
     Ok(DEFAULT.load())
 }
 
+/// The default client as a plain reference: one atomic load on the hot path (the `Arc` in
+/// `DEFAULT` is set once and never replaced or dropped, so the reference is valid for the life of
+/// the process).
+#[inline]
+pub fn default_client_ref() -> Result<&'static Client> {
+    let p = DEFAULT_PTR.load(std::sync::atomic::Ordering::Acquire);
+    if !p.is_null() {
+        return Ok(unsafe { &*p });
+    }
+    init_default()?;
+    let p = DEFAULT_PTR.load(std::sync::atomic::Ordering::Acquire);
+    if p.is_null() {
+        return Err(Error::internal("default client missing after initialisation"));
+    }
+    Ok(unsafe { &*p })
+}
+
+static DEFAULT_PTR: std::sync::atomic::AtomicPtr<Client> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
 #[cold]
 fn init_default() -> Result<()> {
     static INIT: OnceLock<ForkLocal<parking_lot::Mutex<()>>> = OnceLock::new();
@@ -354,7 +373,8 @@ fn init_default() -> Result<()> {
     if DEFAULT.load().is_some() {
         return Ok(());
     }
-    let c = Client::new("")?;
-    DEFAULT.store(Some(Arc::new(c)));
+    let c = Arc::new(Client::new("")?);
+    DEFAULT.store(Some(c.clone()));
+    DEFAULT_PTR.store(Arc::as_ptr(&c) as *mut Client, std::sync::atomic::Ordering::Release);
     Ok(())
 }

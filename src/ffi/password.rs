@@ -1,8 +1,7 @@
 //! `lakebase_get_password`: the one-call API on the process-wide default client.
 
 use super::{boundary, check_buf, lakebase_result, write_str};
-use crate::client::default_client;
-use crate::error::Error;
+use crate::client::default_client_ref;
 use libc::{c_char, size_t};
 
 /// Copy the Lakebase password of the process-wide default client into `buf`, NUL-terminated, and
@@ -24,8 +23,6 @@ use libc::{c_char, size_t};
 pub unsafe extern "C" fn lakebase_get_password(buf: *mut c_char, buf_len: size_t, out_len: *mut size_t) -> lakebase_result {
     boundary(|| {
         check_buf(buf, buf_len)?;
-        let g = default_client()?;
-        let c = g.as_ref().ok_or_else(|| Error::internal("default client missing after initialisation"))?;
-        c.with_password(|pw| write_str(pw.as_bytes(), buf, buf_len, out_len))?
+        default_client_ref()?.with_password(|pw| write_str(pw.as_bytes(), buf, buf_len, out_len))?
     })
 }
