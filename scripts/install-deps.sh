@@ -14,57 +14,13 @@ APT_PACKAGES=(
 PIP_PACKAGES=(pytest databricks-sdk "psycopg[binary]" psycopg2-binary)
 PIP_MODULES=(pytest databricks.sdk psycopg psycopg2)
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
-    echo "install-deps: must run as root (or have sudo)" >&2; exit 1
-  fi
-fi
+LOG_TAG=install-deps
+# shellcheck source=scripts/deps-lib.sh
+. "$(dirname "$0")/deps-lib.sh"
 
-log() { echo "install-deps: $*"; }
+apt_ensure "${APT_PACKAGES[@]}"
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-
-if [ "${#missing[@]}" -gt 0 ]; then
-  log "apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  aptlog=$(mktemp)
-  if ! { $SUDO apt-get update -qq && \
-         $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
-    cat "$aptlog" >&2; rm -f "$aptlog"; exit 1
-  fi
-  rm -f "$aptlog"
-else
-  log "apt packages present"
-fi
-
-# The rig runs its own server; a packaged cluster left running is harmless but not needed.
-PY=${PYTHON:-python3}
-need_pip=0
-if ! "$PY" -c 'import importlib.util, sys; sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)' \
-     "${PIP_MODULES[@]}" >/dev/null 2>&1; then
-  need_pip=1
-fi
-if [ "$need_pip" -eq 1 ]; then
-  log "pip install ${PIP_PACKAGES[*]} (for $($PY -c 'import sys; print(sys.executable)'))"
-  piplog=$(mktemp)
-  if ! "$PY" -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" >"$piplog" 2>&1; then
-    if grep -q "externally-managed-environment" "$piplog"; then
-      "$PY" -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}" \
-        >"$piplog" 2>&1 || { cat "$piplog" >&2; rm -f "$piplog"; exit 1; }
-    else
-      cat "$piplog" >&2; rm -f "$piplog"; exit 1
-    fi
-  fi
-  rm -f "$piplog"
-else
-  log "python packages present"
-fi
+pip_ensure "${PIP_MODULES[*]}" "${PIP_PACKAGES[@]}"
 
 # Sanity: the rig needs a PAM-enabled postgres and pam_exec.
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)

@@ -19,7 +19,6 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::http::{HttpClient, Request};
 use crate::secret::Secret;
-use arc_swap::ArcSwapOption;
 use std::sync::Arc;
 
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -35,18 +34,13 @@ pub struct Exchange<I> {
     cfg: Config,
     http: Arc<HttpClient>,
     clock: SharedClock,
-    endpoints: ArcSwapOption<OidcEndpoints>,
+    endpoints: oidc::LazyEndpoints,
     id_tokens: I,
 }
 
 impl<I: IdTokenSource> Exchange<I> {
     fn endpoints(&self) -> Result<Arc<OidcEndpoints>> {
-        if let Some(e) = self.endpoints.load_full() {
-            return Ok(e);
-        }
-        let e = Arc::new(oidc::discover(&self.cfg, &self.http)?);
-        self.endpoints.store(Some(e.clone()));
-        Ok(e)
+        self.endpoints.get(&self.cfg, &self.http)
     }
 
     /// Go `determineAudience`.
@@ -92,7 +86,7 @@ pub fn credentials<I: IdTokenSource + 'static>(name: &'static str, cfg: &Config,
         cfg: cfg.clone(),
         http: ctx.http.clone(),
         clock: ctx.clock.clone(),
-        endpoints: ArcSwapOption::empty(),
+        endpoints: oidc::LazyEndpoints::default(),
         id_tokens,
     };
     Arc::new(CachedCredentials::new(name, ex, ctx))

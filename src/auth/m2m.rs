@@ -13,7 +13,6 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HttpClient, Request};
 use crate::secret::Secret;
-use arc_swap::ArcSwapOption;
 use base64::Engine;
 use std::sync::Arc;
 
@@ -40,7 +39,7 @@ impl Strategy for M2m {
             scopes: cfg.scopes().join(" "),
             http: ctx.http.clone(),
             cache: TokenCache::new(ctx.clock.clone(), RefreshPolicy::workspace_token()),
-            endpoints: ArcSwapOption::empty(),
+            endpoints: oidc::LazyEndpoints::default(),
             clock: ctx.clock.clone(),
         })))
     }
@@ -53,18 +52,13 @@ struct M2mCredentials {
     scopes: String,
     http: Arc<HttpClient>,
     cache: TokenCache,
-    endpoints: ArcSwapOption<OidcEndpoints>,
+    endpoints: oidc::LazyEndpoints,
     clock: SharedClock,
 }
 
 impl M2mCredentials {
     fn endpoints(&self) -> Result<Arc<OidcEndpoints>> {
-        if let Some(e) = self.endpoints.load_full() {
-            return Ok(e);
-        }
-        let e = Arc::new(oidc::discover(&self.cfg, &self.http)?);
-        self.endpoints.store(Some(e.clone()));
-        Ok(e)
+        self.endpoints.get(&self.cfg, &self.http)
     }
 
     fn fetch(&self) -> Result<Fetched> {

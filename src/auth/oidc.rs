@@ -14,6 +14,21 @@ pub struct OidcEndpoints {
     pub token_endpoint: String,
 }
 
+/// Endpoints discovered on first use and kept for the life of a credentials object.
+#[derive(Default)]
+pub struct LazyEndpoints(arc_swap::ArcSwapOption<OidcEndpoints>);
+
+impl LazyEndpoints {
+    pub fn get(&self, cfg: &Config, http: &HttpClient) -> Result<std::sync::Arc<OidcEndpoints>> {
+        if let Some(e) = self.0.load_full() {
+            return Ok(e);
+        }
+        let e = std::sync::Arc::new(discover(cfg, http)?);
+        self.0.store(Some(e.clone()));
+        Ok(e)
+    }
+}
+
 pub fn discover(cfg: &Config, http: &HttpClient) -> Result<OidcEndpoints> {
     let host = cfg.host.as_deref().unwrap_or("").trim_end_matches('/');
     if host.is_empty() {
