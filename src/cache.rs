@@ -155,7 +155,7 @@ pub struct TokenCache {
     clock: SharedClock,
     policy: RefreshPolicy,
     /// Single-flight lock, one per fork generation.
-    flight: ForkLocal<parking_lot::Mutex<()>>,
+    flight: ForkLocal<crate::sync::Gate>,
     /// Completed fetch attempts (success or failure).
     attempts: AtomicU64,
     /// Successful fetches.
@@ -175,7 +175,7 @@ impl TokenCache {
             current: ArcSwapOption::empty(),
             clock,
             policy,
-            flight: ForkLocal::new(|| parking_lot::Mutex::new(())),
+            flight: ForkLocal::new(crate::sync::Gate::default),
             attempts: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
             failures: AtomicU32::new(0),
@@ -272,7 +272,7 @@ impl TokenCache {
         }
         let lock = self.flight.get();
         // Bounded wait: a caller never waits forever behind another thread's fetch.
-        let _g = match lock.try_lock_for(self.policy.max_wait) {
+        let _g = match lock.enter(self.policy.max_wait) {
             Some(g) => g,
             None => {
                 if let Some(t) = self.peek() {

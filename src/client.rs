@@ -367,9 +367,9 @@ static DEFAULT_PTR: std::sync::atomic::AtomicPtr<Client> = std::sync::atomic::At
 
 #[cold]
 fn init_default() -> Result<()> {
-    static INIT: OnceLock<ForkLocal<parking_lot::Mutex<()>>> = OnceLock::new();
-    let lock = INIT.get_or_init(|| ForkLocal::new(|| parking_lot::Mutex::new(()))).get();
-    let _g = lock.lock();
+    static INIT: OnceLock<ForkLocal<std::sync::Mutex<()>>> = OnceLock::new();
+    let lock = INIT.get_or_init(|| ForkLocal::new(|| std::sync::Mutex::new(()))).get();
+    let _g = crate::sync::lock(&lock);
     if DEFAULT.load().is_some() {
         return Ok(());
     }

@@ -11,7 +11,7 @@
 use crate::clock::{Clock, SystemClock, WallMs};
 use crate::sync::ForkLocal;
 use arc_swap::ArcSwap;
-use parking_lot::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -78,8 +78,7 @@ pub fn ensure_running() {
 pub fn notify() {
     let r = refresher();
     let w = r.wake.get();
-    let mut n = w.0.lock();
-    *n += 1;
+    *crate::sync::lock(&w.0) += 1;
     w.1.notify_all();
 }
 
@@ -101,7 +100,7 @@ fn run(gen: u64) {
         if crate::fork::generation() != gen {
             return;
         }
-        let seen = *r.wake.get().0.lock();
+        let seen = *crate::sync::lock(&r.wake.get().0);
         let list: Arc<Vec<Weak<dyn Refreshable>>> = r.entries.load_full();
         let now = clock.wall_ms();
         let mut next = now + MAX_SLEEP.as_millis() as i64;
@@ -118,10 +117,10 @@ fn run(gen: u64) {
         }
         let wait = Duration::from_millis((next - clock.wall_ms()).max(0) as u64).clamp(MIN_SLEEP, MAX_SLEEP);
         let w = r.wake.get();
-        let mut n = w.0.lock();
+        let n = crate::sync::lock(&w.0);
         // Re-check under the lock so a notify between the scan and the wait is not lost.
         if *n == seen {
-            let _ = w.1.wait_for(&mut n, wait);
+            drop(w.1.wait_timeout(n, wait));
         }
     }
 }

@@ -27,8 +27,8 @@ impl<S: TokenSource> CachedCredentials<S> {
     /// Like [`new`](Self::new), with a token already obtained (e.g. while configuring).
     pub fn primed(name: &'static str, source: S, ctx: &AuthContext, first: Fetched) -> Self {
         let c = Self::new(name, source, ctx);
-        let slot = parking_lot::Mutex::new(Some(first));
-        let _ = c.cache.get_fresh(&|| slot.lock().take().ok_or_else(|| Error::internal("token already used")));
+        let slot = std::sync::Mutex::new(Some(first));
+        let _ = c.cache.get_fresh(&|| crate::sync::lock(&slot).take().ok_or_else(|| Error::internal("token already used")));
         c
     }
     pub fn source(&self) -> &S {
