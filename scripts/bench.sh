@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite (issue 7): builds what it needs, starts the test rig (PostgreSQL with TLS +
-# PAM, fake workspace) and a TCP_NODELAY copy of the fake workspace, runs every measurement and
-# prints ONE table (measurement, figure, target, met?). Raw figures: build/bench/results.txt.
+# PAM, fake workspace), runs every measurement and prints ONE table (measurement, figure, target, met?). Raw figures: build/bench/results.txt.
 #
 #   scripts/bench.sh           full run for the README figures (~6-8 minutes; run on a quiet machine)
 #   scripts/bench.sh --quick   CI: same steps with tiny iteration counts, only to check that the
@@ -67,29 +66,26 @@ CRIT_EXE=$(cargo bench --bench cache --no-run 2>&1 | tee "$OUT/criterion-build.t
 
 # ---------------------------------------------------------------- rig + fake
 STATE=$(mktemp -d /tmp/lakebase-bench.XXXXXX)
-NODELAY_PID=
 cleanup() {
-    [ -n "$NODELAY_PID" ] && kill "$NODELAY_PID" 2>/dev/null || true
     python3 tests/rig/rig.py down --dir "$STATE/rig" >/dev/null 2>&1 || true
     rm -rf "$STATE"
 }
 trap cleanup EXIT
-log "start the test rig and a TCP_NODELAY fake workspace"
+log "start the test rig (PostgreSQL with TLS + the fake workspace)"
 python3 tests/rig/rig.py up --dir "$STATE/rig" >/dev/null
-python3 bench/fake_nodelay.py "$STATE/nodelay.env" &
-NODELAY_PID=$!
-for _ in $(seq 100); do [ -s "$STATE/nodelay.env" ] && break; sleep 0.1; done
 
-# Run in a subshell with only the variables named: the rig's env or the no-delay fake's.
+# Run in a subshell with only the variables named.
 rig_env() { ( set -a; . "$STATE/rig/env.sh"; set +a; unset DATABRICKS_TOKEN DATABRICKS_CLIENT_ID DATABRICKS_CLIENT_SECRET; "$@" ); }
+# The workspace only (no PG* variables): for the measurements that need no PostgreSQL.
 nd_env() {
-    ( set -a; . "$STATE/nodelay.env"; set +a
-      unset DATABRICKS_TOKEN DATABRICKS_CLIENT_ID DATABRICKS_CLIENT_SECRET DATABRICKS_CONFIG_PROFILE LD_PRELOAD
+    ( set -a; . "$STATE/rig/env.sh"; set +a
+      unset DATABRICKS_TOKEN DATABRICKS_CLIENT_ID DATABRICKS_CLIENT_SECRET DATABRICKS_CONFIG_PROFILE LD_PRELOAD \
+            PGHOST PGPORT PGDATABASE PGSSLMODE PGSSLROOTCERT
       export DATABRICKS_HOST=$FAKE_URL LAKEBASE_INSTANCE=$RIG_INSTANCE
       "$@" )
 }
-ND_URL=$(. "$STATE/nodelay.env"; echo "$FAKE_URL")
-fake() { # fake METHOD PATH [JSON] -> body (the no-delay fake)
+ND_URL=$(. "$STATE/rig/env.sh"; echo "$FAKE_URL")
+fake() { # fake METHOD PATH [JSON] -> body (the rig's fake workspace)
     if [ -n "${3:-}" ]; then curl -sf -X "$1" -H 'Content-Type: application/json' -d "$3" "$ND_URL$2"; else curl -sf "$ND_URL$2"; fi
 }
 stat_of() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {"d": d}))' "$1"; }
