@@ -132,13 +132,13 @@ impl RefreshPolicy {
     /// `(refresh_at, serve_until)` for a token obtained at `now` that expires at `expiry`;
     /// `jitter` in `[0, 1)` scales the random part.
     pub fn schedule(&self, now: WallMs, expiry: WallMs, jitter: f64) -> (WallMs, WallMs) {
-        let ttl = (expiry - now).max(0) as f64;
+        let ttl = expiry.saturating_sub(now).max(0) as f64;
         let half = (ttl / 2.0).min(self.max_half_lead.as_millis() as f64);
         let lead = half.max(ttl * self.min_lead_fraction);
         let lead = lead + lead * self.jitter_fraction * jitter.clamp(0.0, 1.0);
         let margin = (ttl * self.serve_margin_fraction).min(self.max_serve_margin.as_millis() as f64);
-        let serve_until = expiry - margin.ceil() as i64;
-        let refresh_at = (expiry - lead.ceil() as i64).min(serve_until);
+        let serve_until = expiry.saturating_sub(margin.ceil() as i64);
+        let refresh_at = expiry.saturating_sub(lead.ceil() as i64).min(serve_until);
         (refresh_at, serve_until)
     }
 }
@@ -686,6 +686,21 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         clock.advance(Duration::from_secs(5));
         assert_eq!(c.refresh_if_due(&f), None);
+    }
+
+    #[test]
+    fn a_far_future_expiry_is_served_without_overflow() {
+        // An API that claims a token lives "forever" (expiry saturated to i64::MAX) must not
+        // overflow the schedule: the token is served and refreshed long before then.
+        let clock = ManualClock::new(T0);
+        let c = cache(&clock);
+        let f = || Ok(Fetched { secret: Secret::new("forever"), expiry_ms: i64::MAX });
+        assert_eq!(read(&c, &f).unwrap(), "forever");
+        let p = RefreshPolicy::default();
+        let (refresh_at, serve_until) = p.schedule(T0, i64::MAX, 0.99);
+        assert!(T0 < refresh_at && refresh_at <= serve_until && serve_until < i64::MAX);
+        let (refresh_at, serve_until) = p.schedule(i64::MAX, i64::MIN, 0.5);
+        assert!(refresh_at <= serve_until);
     }
 
     #[test]

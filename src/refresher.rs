@@ -115,7 +115,7 @@ fn run(gen: u64) {
                 }
             }
         }
-        let wait = Duration::from_millis((next - clock.wall_ms()).max(0) as u64).clamp(MIN_SLEEP, MAX_SLEEP);
+        let wait = Duration::from_millis(next.saturating_sub(clock.wall_ms()).max(0) as u64).clamp(MIN_SLEEP, MAX_SLEEP);
         let w = r.wake.get();
         let n = crate::sync::lock(&w.0);
         // Re-check under the lock so a notify between the scan and the wait is not lost.

@@ -80,7 +80,7 @@ pub fn parse_output(stdout: &[u8]) -> Result<Fetched> {
     let token = super::token_source::token_field(&v, "accessToken", what)?;
     let expiry_ms = number_field(&v, "expires_on")
         .filter(|s| *s > 0)
-        .map(|s| s * 1000)
+        .map(|s| s.saturating_mul(1000))
         .or_else(|| v.get("expiresOn").and_then(|s| s.as_str()).and_then(parse_local_datetime_ms))
         .ok_or_else(|| Error::auth(format!("`{what}` gave no usable \"expires_on\" / \"expiresOn\"")))?;
     Ok(Fetched { secret: header_value(v.get("tokenType").and_then(|s| s.as_str()), token), expiry_ms })

@@ -98,7 +98,7 @@ pub fn parse_token_response(v: &serde_json::Value, now_ms: i64, what: &str) -> R
     }
     .filter(|s| *s > 0.0)
     .ok_or_else(|| Error::api(format!("{what}: the response has no valid \"expires_in\"")))?;
-    Ok(Fetched { secret: Secret::new(format!("{ty} {token}")), expiry_ms: now_ms + (expires_in * 1000.0) as i64 })
+    Ok(Fetched { secret: Secret::new(format!("{ty} {token}")), expiry_ms: now_ms.saturating_add((expires_in * 1000.0) as i64) })
 }
 
 impl Credentials for M2mCredentials {
@@ -113,6 +113,15 @@ impl Credentials for M2mCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fuzz_regression_huge_expires_in_saturates() {
+        // fuzz/regressions/api_json/huge-expires-in: `now + expires_in` overflowed i64.
+        let v = serde_json::json!({"access_token": "a", "expires_in": 4.4e33});
+        assert_eq!(parse_token_response(&v, 1_800_000_000_000, "x").unwrap().expiry_ms, i64::MAX);
+        let v = serde_json::json!({"access_token": "a", "expires_in": "1e308"});
+        assert_eq!(parse_token_response(&v, 1, "x").unwrap().expiry_ms, i64::MAX);
+    }
 
     #[test]
     fn token_response() {

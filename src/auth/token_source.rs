@@ -79,7 +79,7 @@ pub fn expiry_ms(v: &serde_json::Value, now_ms: i64, what: &str) -> Result<i64> 
         return Ok(on.saturating_mul(1000));
     }
     if let Some(secs) = number_field(v, "expires_in").filter(|s| *s > 0) {
-        return Ok(now_ms + secs.saturating_mul(1000));
+        return Ok(now_ms.saturating_add(secs.saturating_mul(1000)));
     }
     Err(Error::auth(format!("{what}: the response has no valid \"expires_on\" or \"expires_in\"")))
 }
@@ -94,6 +94,16 @@ pub fn token_error(resp: &Response, what: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fuzz_regression_huge_expiry_saturates() {
+        let v = serde_json::json!({"expires_in": "99999999999999999999"});
+        assert_eq!(expiry_ms(&v, 1_800_000_000_000, "x").unwrap(), i64::MAX);
+        let v = serde_json::json!({"expires_in": i64::MAX});
+        assert_eq!(expiry_ms(&v, 1_800_000_000_000, "x").unwrap(), i64::MAX);
+        let v = serde_json::json!({"expires_on": 1e300});
+        assert_eq!(expiry_ms(&v, 0, "x").unwrap(), i64::MAX);
+    }
 
     #[test]
     fn numbers_and_expiry() {
