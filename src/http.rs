@@ -1,5 +1,5 @@
 //! The one HTTP client: ureq over rustls (no OpenSSL; the library lives inside processes that carry
-//! their own), no background threads, a connection pool that is dropped after `fork()`.
+//! their own), no long-lived threads, a connection pool that is dropped after `fork()`.
 //!
 //! Policy enforced here for every caller: https to the workspace, plain http only to loopback;
 //! bounded connect/read timeouts; retries of throttling and transient failures with exponential
@@ -10,7 +10,9 @@
 //! for everything it does, OAuth token and credential call and all retries together; the
 //! background refresher gets [`HttpOptions::deadline`] (60 s). Each attempt's timeout is bounded
 //! by what is left, so a server that accepts and never answers cannot hold a caller past it.
-//! Not bounded here: DNS resolution (`getaddrinfo`, governed by resolv.conf's timeout/attempts).
+//! DNS is bounded too: `getaddrinfo` cannot be cancelled and follows resolv.conf's own
+//! timeout/attempts (30 s and more with a dead name server), so host names are resolved on a
+//! short-lived helper thread that the caller stops waiting for when the attempt's time is up.
 
 use crate::clock::{Clock, SharedClock};
 use crate::error::{Error, ErrorKind, Result};
@@ -210,6 +212,7 @@ impl HttpClient {
             .redirects(0)
             .user_agent(USER_AGENT)
             .tls_config(tls_config(self.opts.ca_file.as_deref())?)
+            .resolver(BoundedResolver)
             .build())
     }
 
@@ -232,6 +235,7 @@ impl HttpClient {
         }
         let what = req.describe();
         crate::log_debug!("http: {what}");
+        let _dns = DnsBudget::set(timeout);
         let result = match &req.body {
             Body::Empty => r.call(),
             Body::Json(v) => {
@@ -278,6 +282,17 @@ impl HttpClient {
     /// [`send`](Self::send) with at most `deadline` from now (and never past the scope's end).
     pub fn send_within(&self, req: &Request, deadline: Duration) -> Result<Response> {
         let end = (self.clock.monotonic() + deadline).min(self.scope_end());
+        self.send_until(req, end)
+    }
+
+    /// The end (monotonic) of the operation this thread is in, for handing to another thread
+    /// that works on the same operation (see [`send_before`](Self::send_before)).
+    pub fn operation_end(&self) -> Duration {
+        self.scope_end()
+    }
+
+    /// [`send`](Self::send) that ends by `end` (monotonic, from [`operation_end`](Self::operation_end)).
+    pub fn send_before(&self, req: &Request, end: Duration) -> Result<Response> {
         self.send_until(req, end)
     }
 
@@ -367,6 +382,92 @@ pub fn parse_retry_after(v: Option<&str>, now_ms: i64) -> Option<Duration> {
 
 fn io_kind(e: &std::io::Error) -> String {
     format!("{:?}", e.kind())
+}
+
+thread_local! {
+    /// How long the resolver may take on this thread: the current attempt's timeout.
+    static DNS_BUDGET: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Sets [`DNS_BUDGET`] for one attempt; restores "none" when dropped.
+struct DnsBudget;
+
+impl DnsBudget {
+    fn set(d: Duration) -> DnsBudget {
+        let _ = DNS_BUDGET.try_with(|b| b.set(Some(d)));
+        DnsBudget
+    }
+}
+
+impl Drop for DnsBudget {
+    fn drop(&mut self) {
+        let _ = DNS_BUDGET.try_with(|b| b.set(None));
+    }
+}
+
+/// At most this many lookups left running by callers that stopped waiting; past it, new lookups
+/// fail at once instead of piling up threads behind a dead name server.
+const MAX_ABANDONED_LOOKUPS: usize = 4;
+static LOOKUPS_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// ureq's resolver with a time limit (see the module documentation).
+struct BoundedResolver;
+
+impl ureq::Resolver for BoundedResolver {
+    fn resolve(&self, netloc: &str) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        let budget = DNS_BUDGET.try_with(|b| b.get()).ok().flatten().unwrap_or(FOREGROUND_DEADLINE);
+        resolve_within(netloc, budget, |n| std::net::ToSocketAddrs::to_socket_addrs(n).map(|i| i.collect()))
+    }
+}
+
+/// Resolve `netloc` (`host:port`) with `lookup`, giving up after `budget`. Literal addresses are
+/// parsed in place; names are looked up on a helper thread (signals blocked), or in place when no
+/// thread can be started.
+pub fn resolve_within(
+    netloc: &str,
+    budget: Duration,
+    lookup: impl FnOnce(&str) -> std::io::Result<Vec<std::net::SocketAddr>> + Send + 'static,
+) -> std::io::Result<Vec<std::net::SocketAddr>> {
+    use std::sync::atomic::Ordering;
+    if let Ok(a) = netloc.parse::<std::net::SocketAddr>() {
+        return Ok(vec![a]);
+    }
+    let host = netloc.rsplit_once(':').map_or(netloc, |(h, _)| h).to_string();
+    if LOOKUPS_IN_FLIGHT.fetch_add(1, Ordering::AcqRel) >= MAX_ABANDONED_LOOKUPS {
+        LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("DNS lookup of {host} not started: {MAX_ABANDONED_LOOKUPS} earlier lookups are still hanging"),
+        ));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let name = netloc.to_string();
+    let lookup = std::sync::Arc::new(std::sync::Mutex::new(Some(lookup)));
+    let l2 = lookup.clone();
+    let spawned = std::thread::Builder::new().name("lakebase-dns".into()).spawn(move || {
+        crate::refresher::block_signals();
+        let f = l2.lock().ok().and_then(|mut g| g.take());
+        if let Some(f) = f {
+            let _ = tx.send(f(&name));
+        }
+        LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    });
+    if spawned.is_err() {
+        LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+        let f = lookup.lock().ok().and_then(|mut g| g.take());
+        return match f {
+            Some(f) => f(netloc),
+            None => Err(std::io::Error::other("DNS lookup could not be started")),
+        };
+    }
+    match rx.recv_timeout(budget) {
+        Ok(r) => r,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("DNS lookup of {host} timed out after {:.1} s", budget.as_secs_f64()),
+        )),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(std::io::Error::other(format!("DNS lookup of {host} failed"))),
+    }
 }
 
 fn transport_error(what: &str, url: &str, t: &ureq::Transport) -> Error {
@@ -532,6 +633,15 @@ mod tests {
     }
 
     #[test]
+    fn host_names_are_resolved_through_the_bounded_resolver() {
+        let (url, hits) = server(|_| Some("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".into()));
+        let url = url.replace("127.0.0.1", "localhost");
+        let c = client(Duration::from_secs(10), Duration::from_secs(60));
+        assert_eq!(c.send(&Request::get(url)).unwrap().status, 200);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
     fn other_client_errors_are_not_retried() {
         let (url, hits) = server(|_| Some("HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".into()));
         let c = client(Duration::from_secs(10), Duration::from_secs(60));
@@ -578,5 +688,52 @@ mod tests {
         assert!(b >= Duration::from_millis(1000) && b <= Duration::from_millis(1250));
         assert!(backoff(30, None) <= Duration::from_millis(12_500));
         assert_eq!(backoff(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::resolve_within;
+    use std::io::ErrorKind;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn literal_addresses_need_no_lookup() {
+        let r = resolve_within("127.0.0.1:443", Duration::ZERO, |_| panic!("looked up")).unwrap();
+        assert_eq!(r, vec!["127.0.0.1:443".parse().unwrap()]);
+        let r = resolve_within("[::1]:8443", Duration::ZERO, |_| panic!("looked up")).unwrap();
+        assert_eq!(r, vec!["[::1]:8443".parse().unwrap()]);
+    }
+
+    #[test]
+    fn lookup_results_and_errors_pass_through() {
+        let want: Vec<std::net::SocketAddr> = vec!["10.1.2.3:443".parse().unwrap()];
+        let w2 = want.clone();
+        let r = resolve_within("ws.example.com:443", Duration::from_secs(30), move |n| {
+            assert_eq!(n, "ws.example.com:443");
+            Ok(w2)
+        });
+        assert_eq!(r.unwrap(), want);
+        let e = resolve_within("nx.example.com:443", Duration::from_secs(30), |_| Err(std::io::Error::other("no such host"))).unwrap_err();
+        assert_eq!(e.to_string(), "no such host");
+    }
+
+    #[test]
+    fn a_hanging_lookup_is_abandoned_when_the_budget_is_spent() {
+        // The lookup blocks until the test releases it (a dead name server); the caller gets a
+        // timeout after its budget, and the helper thread finishes later on its own.
+        let (release, blocked) = mpsc::channel::<()>();
+        let (done_tx, done) = mpsc::channel::<()>();
+        let e = resolve_within("hang.example.com:443", Duration::from_millis(50), move |_| {
+            let _ = blocked.recv();
+            let _ = done_tx.send(());
+            Err(std::io::Error::other("late"))
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        assert_eq!(e.to_string(), "DNS lookup of hang.example.com timed out after 0.1 s");
+        release.send(()).unwrap();
+        done.recv_timeout(Duration::from_secs(30)).expect("the abandoned lookup finishes");
     }
 }
