@@ -82,7 +82,7 @@ pub fn notify() {
     w.1.notify_all();
 }
 
-fn block_signals() {
+pub(crate) fn block_signals() {
     // The host program's signal handlers must never run on our thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

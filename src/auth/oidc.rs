@@ -4,10 +4,17 @@
 //! `{host}/oidc/accounts/{account_id}/v1/token`; otherwise host metadata
 //! (`/.well-known/databricks-config` → `oidc_endpoint`), falling back to
 //! `{host}/oidc/.well-known/oauth-authorization-server`.
+//!
+//! The two discovery GETs run in parallel: the fallback document is fetched on a short-lived
+//! thread while host metadata is read, and used when host metadata is unavailable or points at the
+//! same document (the usual case on a workspace host). A cold M2M start therefore waits for three
+//! round trips (discovery, token, mint) instead of four; the SDKs' order of preference is kept.
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HttpClient, Request};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct OidcEndpoints {
@@ -19,23 +26,24 @@ pub struct OidcEndpoints {
 pub struct LazyEndpoints(arc_swap::ArcSwapOption<OidcEndpoints>);
 
 impl LazyEndpoints {
-    pub fn get(&self, cfg: &Config, http: &HttpClient) -> Result<std::sync::Arc<OidcEndpoints>> {
+    pub fn get(&self, cfg: &Config, http: &Arc<HttpClient>) -> Result<Arc<OidcEndpoints>> {
         if let Some(e) = self.0.load_full() {
             return Ok(e);
         }
-        let e = std::sync::Arc::new(discover(cfg, http)?);
+        let e = Arc::new(discover(cfg, http)?);
         self.0.store(Some(e.clone()));
         Ok(e)
     }
 }
 
-pub fn discover(cfg: &Config, http: &HttpClient) -> Result<OidcEndpoints> {
+pub fn discover(cfg: &Config, http: &Arc<HttpClient>) -> Result<OidcEndpoints> {
     let host = cfg.host.as_deref().unwrap_or("").trim_end_matches('/');
     if host.is_empty() {
         return Err(Error::config("host is required"));
     }
+    let end = http.operation_end();
     if let Some(url) = cfg.discovery_url.as_deref().filter(|s| !s.is_empty()) {
-        return from_discovery_url(url, http);
+        return from_discovery_url(url, http, end);
     }
     if cfg.is_account_host() {
         let account = cfg
@@ -45,21 +53,49 @@ pub fn discover(cfg: &Config, http: &HttpClient) -> Result<OidcEndpoints> {
             .ok_or_else(|| Error::config("account_id is required for OAuth on an account host"))?;
         return Ok(OidcEndpoints { token_endpoint: format!("{host}/oidc/accounts/{account}/v1/token") });
     }
-    match host_metadata_discovery_url(host, cfg, http) {
-        Ok(Some(url)) => match from_discovery_url(&url, http) {
+    let fallback = format!("{host}/oidc/.well-known/oauth-authorization-server");
+    let early = prefetch(&fallback, http, end);
+    match host_metadata_discovery_url(host, cfg, http, end) {
+        Ok(Some(url)) if url != fallback => match from_discovery_url(&url, http, end) {
             Ok(ep) => return Ok(ep),
             Err(e) => crate::log_debug!("oidc: discovery via host metadata failed ({e}); falling back"),
         },
-        Ok(None) => {}
+        Ok(_) => {}
         Err(e) => crate::log_debug!("oidc: host metadata unavailable ({e}); falling back"),
     }
-    from_discovery_url(&format!("{host}/oidc/.well-known/oauth-authorization-server"), http)
+    match early.and_then(|rx| rx.recv().ok()) {
+        Some(result) => result,
+        // No thread could be started (or it died): fetch it here.
+        None => from_discovery_url(&fallback, http, end),
+    }
+}
+
+/// Start fetching `url` on a short-lived thread within the same deadline; `None` when no thread
+/// can be started. The thread blocks signals (the host program's handlers never run on it) and is
+/// simply abandoned, finishing on its own, when its answer is not needed.
+fn prefetch(url: &str, http: &Arc<HttpClient>, end: Duration) -> Option<mpsc::Receiver<Result<OidcEndpoints>>> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let (url, http) = (url.to_string(), http.clone());
+    let spawned = std::thread::Builder::new().name("lakebase-oidc".into()).spawn(move || {
+        crate::refresher::block_signals();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| from_discovery_url(&url, &http, end)));
+        if let Ok(r) = r {
+            let _ = tx.send(r);
+        }
+    });
+    match spawned {
+        Ok(_) => Some(rx),
+        Err(e) => {
+            crate::log_debug!("oidc: cannot start a discovery thread ({e}); discovering in turn");
+            None
+        }
+    }
 }
 
 /// `GET {host}/.well-known/databricks-config` → `oidc_endpoint` + `/.well-known/oauth-authorization-server`.
-fn host_metadata_discovery_url(host: &str, cfg: &Config, http: &HttpClient) -> Result<Option<String>> {
+fn host_metadata_discovery_url(host: &str, cfg: &Config, http: &HttpClient, end: Duration) -> Result<Option<String>> {
     let req = Request::get(format!("{host}/.well-known/databricks-config"));
-    let resp = http.send(&req)?;
+    let resp = http.send_before(&req, end)?;
     if !resp.is_success() {
         return Ok(None);
     }
@@ -73,10 +109,10 @@ fn host_metadata_discovery_url(host: &str, cfg: &Config, http: &HttpClient) -> R
     Ok(Some(format!("{}/.well-known/oauth-authorization-server", oidc.trim_end_matches('/'))))
 }
 
-fn from_discovery_url(url: &str, http: &HttpClient) -> Result<OidcEndpoints> {
+fn from_discovery_url(url: &str, http: &HttpClient, end: Duration) -> Result<OidcEndpoints> {
     let req = Request::get(url.to_string());
     let what = req.describe();
-    let resp = http.send(&req)?;
+    let resp = http.send_before(&req, end)?;
     if resp.status == 404 {
         return Err(Error::config(format!("databricks OAuth is not supported for this host ({what}: HTTP 404)")));
     }

@@ -425,3 +425,68 @@ fn token_methods_use_the_injected_clock() {
     clock.advance(std::time::Duration::from_secs(95));
     assert_eq!(c.authorization().unwrap().expose(), "Bearer t1");
 }
+
+/// Host metadata answered by `metadata` (status, body with `{base}` replaced); the fallback OIDC
+/// document and a second one under `/custom-oidc` name different token endpoints.
+fn discovery_server(metadata: (u16, &'static str), gate: Option<Arc<(Mutex<bool>, std::sync::Condvar)>>) -> Server {
+    Server::start(Box::new(move |r: &Seen| {
+        let base = format!("http://{}", r.headers["host"]);
+        match r.path.as_str() {
+            "/.well-known/databricks-config" => {
+                if let Some(g) = &gate {
+                    // Answer only once the fallback document has been asked for (or after 10 s,
+                    // which fails the test): proves the two GETs are in flight together.
+                    let seen = g.0.lock().unwrap();
+                    drop(g.1.wait_timeout_while(seen, std::time::Duration::from_secs(10), |s| !*s).unwrap());
+                }
+                (metadata.0, vec![], metadata.1.replace("{base}", &base))
+            }
+            "/oidc/.well-known/oauth-authorization-server" => {
+                if let Some(g) = &gate {
+                    *g.0.lock().unwrap() = true;
+                    g.1.notify_all();
+                }
+                (200, vec![], format!(r#"{{"token_endpoint": "{base}/oidc/v1/token"}}"#))
+            }
+            "/custom-oidc/.well-known/oauth-authorization-server" => (200, vec![], format!(r#"{{"token_endpoint": "{base}/custom-oidc/v1/token"}}"#)),
+            _ => (404, vec![], "{}".into()),
+        }
+    }))
+}
+
+fn discover_at(s: &Server) -> (Result<oidc::OidcEndpoints>, Vec<String>) {
+    let e = env(&[("DATABRICKS_HOST", &s.url)]);
+    let cfg = Config::resolve(&[], &*e).unwrap();
+    let r = oidc::discover(&cfg, &ctx(e).http);
+    let mut paths: Vec<String> = s.seen().into_iter().map(|r| r.path).collect();
+    paths.sort();
+    (r, paths)
+}
+
+#[test]
+fn oidc_discovery_fetches_both_documents_at_once() {
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let s = discovery_server((200, r#"{"oidc_endpoint": "{base}/oidc"}"#), Some(gate.clone()));
+    let t0 = std::time::Instant::now();
+    let (r, paths) = discover_at(&s);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10), "host metadata waited for the fallback GET: sequential");
+    assert!(r.unwrap().token_endpoint.ends_with("/oidc/v1/token"));
+    // Host metadata names the fallback document: it is fetched once, not twice.
+    assert_eq!(paths, ["/.well-known/databricks-config", "/oidc/.well-known/oauth-authorization-server"]);
+}
+
+#[test]
+fn oidc_discovery_prefers_host_metadata_then_falls_back() {
+    let s = discovery_server((200, r#"{"oidc_endpoint": "{base}/custom-oidc"}"#), None);
+    let (r, paths) = discover_at(&s);
+    assert!(r.unwrap().token_endpoint.ends_with("/custom-oidc/v1/token"), "host metadata wins");
+    assert!(paths.contains(&"/custom-oidc/.well-known/oauth-authorization-server".to_string()), "{paths:?}");
+
+    let s = discovery_server((404, "{}"), None);
+    let (r, _) = discover_at(&s);
+    assert!(r.unwrap().token_endpoint.ends_with("/oidc/v1/token"), "no host metadata: the fallback document");
+
+    let s = discovery_server((200, r#"{"oidc_endpoint": "{base}/missing"}"#), None);
+    let (r, _) = discover_at(&s);
+    assert!(r.unwrap().token_endpoint.ends_with("/oidc/v1/token"), "host metadata names a missing document: fallback");
+}
