@@ -25,6 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+/// The longest `http_timeout_seconds` / `retry_timeout_seconds` honoured (one day).
+const MAX_TIMEOUT_SECONDS: u64 = 86_400;
+
 type Key = [u8; 32];
 
 /// One cached password and how to mint the next one.
@@ -116,13 +119,15 @@ impl Builder {
         let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let target = Target::from_config(&cfg)?;
         let mut hopts = HttpOptions { ca_file: cfg.ca_file.clone(), ..HttpOptions::default() };
+        // Timeouts above a day are taken as "a day": effectively unbounded for one login, and far
+        // from the limits of `Instant`/`Duration` arithmetic (ureq adds them to `Instant::now()`).
         if let Some(t) = cfg.http_timeout_seconds.filter(|t| *t > 0) {
-            hopts.read_timeout = Duration::from_secs(t);
+            hopts.read_timeout = Duration::from_secs(t.min(MAX_TIMEOUT_SECONDS));
         }
         if let Some(t) = cfg.retry_timeout_seconds.filter(|t| *t > 0) {
             // An explicit total budget applies to callers and the refresher alike.
-            hopts.deadline = Duration::from_secs(t as u64);
-            hopts.foreground_deadline = Duration::from_secs(t as u64);
+            hopts.deadline = Duration::from_secs((t as u64).min(MAX_TIMEOUT_SECONDS));
+            hopts.foreground_deadline = hopts.deadline;
         }
         let http = Arc::new(HttpClient::new(hopts, clock.clone()));
         let ctx = AuthContext { http: http.clone(), clock: clock.clone(), env: self.env.clone() };

@@ -219,7 +219,7 @@ impl HttpClient {
     /// One attempt with the default per-attempt timeout. Any HTTP status is `Ok`; only transport
     /// failures are errors.
     pub fn send_once(&self, req: &Request) -> Result<Response> {
-        self.attempt(req, self.opts.connect_timeout + self.opts.read_timeout)
+        self.attempt(req, self.opts.connect_timeout.saturating_add(self.opts.read_timeout))
     }
 
     /// One attempt that gives up after `timeout` (connect, TLS, request and response together).
@@ -281,7 +281,7 @@ impl HttpClient {
 
     /// [`send`](Self::send) with at most `deadline` from now (and never past the scope's end).
     pub fn send_within(&self, req: &Request, deadline: Duration) -> Result<Response> {
-        let end = (self.clock.monotonic() + deadline).min(self.scope_end());
+        let end = self.clock.monotonic().saturating_add(deadline).min(self.scope_end());
         self.send_until(req, end)
     }
 
@@ -306,15 +306,15 @@ impl HttpClient {
                     Purpose::Background => self.opts.deadline,
                 };
                 let budget = sc.cap.map_or(budget, |c| c.min(budget));
-                sc.start + budget
+                sc.start.saturating_add(budget)
             }
-            None => now + self.opts.foreground_deadline,
+            None => now.saturating_add(self.opts.foreground_deadline),
         }
     }
 
     fn send_until(&self, req: &Request, end: Duration) -> Result<Response> {
         let start = self.clock.monotonic();
-        let per_attempt = self.opts.connect_timeout + self.opts.read_timeout;
+        let per_attempt = self.opts.connect_timeout.saturating_add(self.opts.read_timeout);
         let mut attempt: u32 = 0;
         loop {
             let left = end.saturating_sub(self.clock.monotonic());
@@ -335,7 +335,7 @@ impl HttpClient {
             };
             let delay = backoff(attempt, retry_after.flatten());
             let now = self.clock.monotonic();
-            if now + delay >= end {
+            if now.saturating_add(delay) >= end {
                 return outcome.map_err(|e| {
                     let spent = now.saturating_sub(start).as_secs_f64();
                     Error::new(e.kind(), format!("{} (gave up after {attempt} attempt(s) in {spent:.1} s)", e.message()))

@@ -189,6 +189,34 @@ done:
     return passed;
 }
 
+/* Numbers at the edge of their types: nothing may overflow (a Duration overflow used to panic). */
+static bool test_extreme_numbers(void) {
+    bool passed = true;
+    const char *opts[] = {
+        "host=http://127.0.0.1:1 token=x instance=i http_timeout_seconds=18446744073709551615 retry_timeout_seconds=1",
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        lakebase_client *c = NULL;
+        char buf[256], msg[512];
+        size_t len = 0;
+        lakebase_result r = lakebase_client_new(opts[i], &c);
+        if (r == LAKEBASE_OK) r = lakebase_client_get_password(c, buf, sizeof buf, &len);
+        lakebase_last_error(msg, sizeof msg);
+        lakebase_client_free(c);
+        /* Nothing listens on port 1: a network error within the 1 s deadline. */
+        if (r != LAKEBASE_NETWORK_ERROR) fprintf(stderr, "  %s -> %s: %s\n", opts[i], lakebase_result_name(r), msg);
+        CHECK(r == LAKEBASE_NETWORK_ERROR);
+    }
+    {
+        lakebase_client *c = NULL;
+        CHECK(lakebase_client_new("host=h token=x instance=i http_timeout_seconds=18446744073709551616", &c) == LAKEBASE_CONFIG_ERROR);
+        CHECK(lakebase_client_new("host=h token=x instance=i retry_timeout_seconds=-9223372036854775808", &c) == LAKEBASE_OK);
+        lakebase_client_free(c);
+    }
+done:
+    return passed;
+}
+
 int main(void) {
     /* Nothing from the caller's environment: no Databricks configuration, no Postgres to reach. */
     const char *scrub[] = {"DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
@@ -209,6 +237,7 @@ int main(void) {
         {"huge_buffer_lengths", test_huge_buffer_lengths},
         {"pq_wrappers_with_nulls", test_pq_wrappers_with_nulls},
         {"pq_wrappers_with_odd_strings", test_pq_wrappers_with_odd_strings},
+        {"extreme_numbers", test_extreme_numbers},
     };
     return run_tests(tests, (int)(sizeof tests / sizeof tests[0]));
 }
