@@ -12,7 +12,7 @@ if [ -n "$unexpected" ]; then
   exit 1
 fi
 missing=$(for s in PQconnectdb PQconnectdbParams PQconnectStart PQconnectStartParams PQsetdbLogin PQping PQpingParams; do
-  echo "$syms" | grep -qx "$s" || echo "$s"; echo "$syms" | grep -qx "lakebase_$s" || echo "lakebase_$s"; done)
+  grep -qx "$s" <<<"$syms" || echo "$s"; grep -qx "lakebase_$s" <<<"$syms" || echo "lakebase_$s"; done)
 if [ -n "$missing" ]; then
   echo "missing exports in $lib: $missing" >&2
   exit 1

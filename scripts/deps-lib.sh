@@ -13,7 +13,7 @@ log() { echo "$LOG_TAG: $*"; }
 apt_ensure() {
   local missing=() p aptlog
   for p in "$@"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null; then
       missing+=("$p")
     fi
   done

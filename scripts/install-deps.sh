@@ -24,7 +24,7 @@ pip_ensure "${PIP_MODULES[*]}" "${PIP_PACKAGES[@]}"
 
 # Sanity: the rig needs a PAM-enabled postgres and pam_exec.
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-if [ -z "$bindir" ] || ! ldd "$bindir/postgres" | grep -q libpam; then
+if [ -z "$bindir" ] || ! ldd "$bindir/postgres" | grep libpam >/dev/null; then
   echo "install-deps: no PAM-enabled PostgreSQL server found under /usr/lib/postgresql" >&2; exit 1
 fi
 found_pam_exec=0

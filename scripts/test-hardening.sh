@@ -22,7 +22,7 @@ if ! command -v valgrind >/dev/null; then
     if [ "$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null; fi
 fi
 toolchain=nightly
-if ! rustup toolchain list | grep -q '^nightly'; then
+if ! rustup toolchain list | grep '^nightly' >/dev/null; then
     rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || toolchain=""
 fi
 if [ -z "$toolchain" ]; then
