@@ -440,26 +440,21 @@ pub fn resolve_within(
             format!("DNS lookup of {host} not started: {MAX_ABANDONED_LOOKUPS} earlier lookups are still hanging"),
         ));
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let name = netloc.to_string();
-    let lookup = std::sync::Arc::new(std::sync::Mutex::new(Some(lookup)));
-    let l2 = lookup.clone();
-    let spawned = std::thread::Builder::new().name("lakebase-dns".into()).spawn(move || {
-        crate::refresher::block_signals();
-        let f = l2.lock().ok().and_then(|mut g| g.take());
-        if let Some(f) = f {
-            let _ = tx.send(f(&name));
+    /// Counts the lookup out when it ends, even by a panic.
+    struct InFlight;
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
         }
-        LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-    });
-    if spawned.is_err() {
-        LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-        let f = lookup.lock().ok().and_then(|mut g| g.take());
-        return match f {
-            Some(f) => f(netloc),
-            None => Err(std::io::Error::other("DNS lookup could not be started")),
-        };
     }
+    let (name, in_flight) = (netloc.to_string(), InFlight);
+    let rx = match crate::sync::helper("lakebase-dns", move || {
+        let _in_flight = in_flight;
+        lookup(&name)
+    }) {
+        Ok(rx) => rx,
+        Err(in_place) => return in_place(),
+    };
     match rx.recv_timeout(budget) {
         Ok(r) => r,
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(std::io::Error::new(

@@ -82,17 +82,9 @@ pub fn notify() {
     w.1.notify_all();
 }
 
-pub(crate) fn block_signals() {
-    // The host program's signal handlers must never run on our thread.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
-}
 
 fn run(gen: u64) {
-    block_signals();
+    crate::sync::block_signals();
     crate::log_debug!("refresher thread started");
     let clock = SystemClock;
     let r = refresher();

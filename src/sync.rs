@@ -3,6 +3,9 @@
 //! A lock held by another thread at the moment of `fork()` stays locked forever in the child,
 //! because that thread does not exist there. [`ForkLocal`] gives each fork generation its own
 //! instance of a value (typically a mutex), rebuilt on first use in the child.
+//!
+//! Also the library's threads: [`block_signals`] for every thread we start, and [`helper`] for the
+//! short-lived ones that let a caller stop waiting for work it cannot cancel.
 
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -87,10 +90,60 @@ impl Drop for GateGuard<'_> {
     }
 }
 
+/// Block every signal on the calling thread: the host program's handlers never run on ours.
+pub fn block_signals() {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Run `f` on a short-lived helper thread named `name` (signals blocked, panics contained) and
+/// return a receiver for its result. The caller may stop waiting at any time: the thread finishes on
+/// its own and its result is dropped. When no thread can be started, `f` is handed back to be run in
+/// place.
+pub fn helper<T, F>(name: &str, f: F) -> Result<std::sync::mpsc::Receiver<T>, F>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    // Shared so that `f` can be taken back if the spawn fails (spawn consumes its closure).
+    let slot = Arc::new(std::sync::Mutex::new(Some(f)));
+    let theirs = slot.clone();
+    let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
+        block_signals();
+        if let Some(f) = lock(&theirs).take() {
+            if let Ok(r) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                let _ = tx.send(r);
+            }
+        }
+    });
+    match spawned {
+        Ok(_) => Ok(rx),
+        Err(e) => {
+            crate::log_debug!("cannot start a {name} thread ({e}); working in place");
+            match lock(&slot).take() {
+                Some(f) => Err(f),
+                None => Ok(rx), // unreachable: the thread never ran; rx then reports disconnection
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn helper_delivers_its_result_and_contains_a_panic() {
+        let rx = helper("lakebase-test", || 6 * 7).ok().unwrap();
+        assert_eq!(rx.recv().unwrap(), 42);
+        let rx = helper("lakebase-test", || -> u32 { panic!("boom (expected in this test)") }).ok().unwrap();
+        assert!(rx.recv().is_err(), "a panicking helper is seen as a disconnected channel");
+    }
 
     #[test]
     fn gate_is_exclusive_and_times_out() {

@@ -70,26 +70,11 @@ pub fn discover(cfg: &Config, http: &Arc<HttpClient>) -> Result<OidcEndpoints> {
     }
 }
 
-/// Start fetching `url` on a short-lived thread within the same deadline; `None` when no thread
-/// can be started. The thread blocks signals (the host program's handlers never run on it) and is
-/// simply abandoned, finishing on its own, when its answer is not needed.
+/// Start fetching `url` on a helper thread within the same deadline (`None`: no thread could be
+/// started). Abandoned, finishing on its own, when host metadata names another document.
 fn prefetch(url: &str, http: &Arc<HttpClient>, end: Duration) -> Option<mpsc::Receiver<Result<OidcEndpoints>>> {
-    let (tx, rx) = mpsc::sync_channel(1);
     let (url, http) = (url.to_string(), http.clone());
-    let spawned = std::thread::Builder::new().name("lakebase-oidc".into()).spawn(move || {
-        crate::refresher::block_signals();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| from_discovery_url(&url, &http, end)));
-        if let Ok(r) = r {
-            let _ = tx.send(r);
-        }
-    });
-    match spawned {
-        Ok(_) => Some(rx),
-        Err(e) => {
-            crate::log_debug!("oidc: cannot start a discovery thread ({e}); discovering in turn");
-            None
-        }
-    }
+    crate::sync::helper("lakebase-oidc", move || from_discovery_url(&url, &http, end)).ok()
 }
 
 /// `GET {host}/.well-known/databricks-config` → `oidc_endpoint` + `/.well-known/oauth-authorization-server`.
