@@ -118,17 +118,8 @@ impl Builder {
         let shared = self.clock.is_none();
         let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let target = Target::from_config(&cfg)?;
-        let mut hopts = HttpOptions { ca_file: cfg.ca_file.clone(), ..HttpOptions::default() };
-        // Timeouts above a day are taken as "a day": effectively unbounded for one login, and far
-        // from the limits of `Instant`/`Duration` arithmetic (ureq adds them to `Instant::now()`).
-        if let Some(t) = cfg.http_timeout_seconds.filter(|t| *t > 0) {
-            hopts.read_timeout = Duration::from_secs(t.min(MAX_TIMEOUT_SECONDS));
-        }
-        if let Some(t) = cfg.retry_timeout_seconds.filter(|t| *t > 0) {
-            // An explicit total budget applies to callers and the refresher alike.
-            hopts.deadline = Duration::from_secs((t as u64).min(MAX_TIMEOUT_SECONDS));
-            hopts.foreground_deadline = hopts.deadline;
-        }
+        let hopts = http_options(&cfg);
+        let policy = cache_policy(&self.policy, &hopts);
         let http = Arc::new(HttpClient::new(hopts, clock.clone()));
         let ctx = AuthContext { http: http.clone(), clock: clock.clone(), env: self.env.clone() };
         // Auth first: with nothing configured, its error says what to set for every method.
@@ -144,7 +135,7 @@ impl Builder {
         let make = |me: &Weak<Entry>| Entry {
             api: WorkspaceApi::new(host.clone(), cfg.workspace_id.clone(), http.clone(), creds.clone()),
             target: target.clone(),
-            cache: TokenCache::new(clock.clone(), self.policy.clone()),
+            cache: TokenCache::new(clock.clone(), policy.clone()),
             identity: ArcSwapOption::empty(),
             pg_host: ArcSwapOption::empty(),
             registered: AtomicBool::new(false),
@@ -154,6 +145,30 @@ impl Builder {
         let entry = if shared { shared_entry(key, make) } else { Arc::new_cyclic(make) };
         Ok(Client { entry, auth_type, host })
     }
+}
+
+/// HTTP timeouts from the configuration. Timeouts above a day are taken as "a day": effectively
+/// unbounded for one login, and far from the limits of `Instant`/`Duration` arithmetic (ureq adds
+/// them to `Instant::now()`).
+fn http_options(cfg: &Config) -> HttpOptions {
+    let mut hopts = HttpOptions { ca_file: cfg.ca_file.clone(), ..HttpOptions::default() };
+    if let Some(t) = cfg.http_timeout_seconds.filter(|t| *t > 0) {
+        hopts.read_timeout = Duration::from_secs(t.min(MAX_TIMEOUT_SECONDS));
+    }
+    if let Some(t) = cfg.retry_timeout_seconds.filter(|t| *t > 0) {
+        // An explicit total budget applies to callers and the refresher alike.
+        hopts.deadline = Duration::from_secs((t as u64).min(MAX_TIMEOUT_SECONDS));
+        hopts.foreground_deadline = hopts.deadline;
+    }
+    hopts
+}
+
+/// A caller waiting behind another thread's fetch waits at least as long as that fetch may take
+/// (its deadline plus a margin), so it gets the fetch's outcome rather than a time-out of its own.
+fn cache_policy(base: &RefreshPolicy, hopts: &HttpOptions) -> RefreshPolicy {
+    let mut p = base.clone();
+    p.max_wait = p.max_wait.max(hopts.foreground_deadline.saturating_add(Duration::from_secs(5)));
+    p
 }
 
 fn registry() -> &'static ArcSwap<HashMap<Key, Weak<Entry>>> {
@@ -382,4 +397,39 @@ fn init_default() -> Result<()> {
     DEFAULT.store(Some(c.clone()));
     DEFAULT_PTR.store(Arc::as_ptr(&c) as *mut Client, std::sync::atomic::Ordering::Release);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_options, MapEnv};
+
+    fn cfg(options: &str) -> Config {
+        Config::resolve(&parse_options(options).unwrap(), &MapEnv::from_pairs([("HOME", "/nonexistent")])).unwrap()
+    }
+
+    #[test]
+    fn timeouts_from_the_configuration_are_capped_at_a_day() {
+        let d = HttpOptions::default();
+        let h = http_options(&cfg("host=h"));
+        assert_eq!((h.read_timeout, h.deadline, h.foreground_deadline), (d.read_timeout, d.deadline, d.foreground_deadline));
+        let h = http_options(&cfg("host=h http_timeout_seconds=30 retry_timeout_seconds=120"));
+        assert_eq!((h.read_timeout, h.deadline, h.foreground_deadline), (Duration::from_secs(30), Duration::from_secs(120), Duration::from_secs(120)));
+        let h = http_options(&cfg("host=h http_timeout_seconds=18446744073709551615 retry_timeout_seconds=9223372036854775807"));
+        let day = Duration::from_secs(MAX_TIMEOUT_SECONDS);
+        assert_eq!((h.read_timeout, h.deadline, h.foreground_deadline), (day, day, day));
+        // Zero and negative values keep the defaults, as in the SDKs.
+        let h = http_options(&cfg("host=h http_timeout_seconds=0 retry_timeout_seconds=-5"));
+        assert_eq!((h.read_timeout, h.deadline), (d.read_timeout, d.deadline));
+    }
+
+    #[test]
+    fn waiters_wait_as_long_as_the_fetch_they_wait_for_may_take() {
+        let base = RefreshPolicy::default();
+        assert_eq!(cache_policy(&base, &http_options(&cfg("host=h"))).max_wait, base.max_wait, "defaults unchanged");
+        let p = cache_policy(&base, &http_options(&cfg("host=h retry_timeout_seconds=120")));
+        assert_eq!(p.max_wait, Duration::from_secs(125));
+        let p = cache_policy(&base, &http_options(&cfg("host=h retry_timeout_seconds=9223372036854775807")));
+        assert_eq!(p.max_wait, Duration::from_secs(MAX_TIMEOUT_SECONDS + 5));
+    }
 }
