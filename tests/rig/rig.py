@@ -150,22 +150,28 @@ class Rig(object):
         return http_json(self.fake.url, method, path, body, ca_file=self.tls["ca_file"])
 
 
-def http_json(base, method, path, body=None, headers=None, ca_file=None, timeout=10):
+def http_request(base, method, path, data=None, headers=None, ca_file=None, timeout=10):
+    """One request, no proxies; any HTTP status is returned: (status, headers, body bytes)."""
     import ssl
     import urllib.error
     import urllib.request
-    data = None if body is None else json.dumps(body).encode("utf-8")
     req = urllib.request.Request(base + path, data=data, method=method, headers=dict(headers or {}))
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
     ctx = ssl.create_default_context(cafile=ca_file) if base.startswith("https:") else None
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
                                          urllib.request.HTTPSHandler(context=ctx))
     try:
         with opener.open(req, timeout=timeout) as resp:
-            status, raw = resp.status, resp.read()
+            return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
+        return e.code, e.headers, e.read()
+
+
+def http_json(base, method, path, body=None, headers=None, ca_file=None, timeout=10):
+    h = dict(headers or {})
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    if data is not None:
+        h.setdefault("Content-Type", "application/json")
+    status, _, raw = http_request(base, method, path, data, h, ca_file, timeout)
     try:
         return status, json.loads(raw.decode("utf-8"))
     except ValueError:

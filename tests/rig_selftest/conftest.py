@@ -9,7 +9,7 @@ RIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if RIG_DIR not in sys.path:
     sys.path.insert(0, RIG_DIR)
 
-from rig import Rig, http_json  # noqa: E402
+from rig import Rig, http_json, http_request  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +41,14 @@ class Api(object):
             h["Authorization"] = "Bearer " + token
         return http_json(self.url, method, path, body, headers=h, timeout=timeout)
 
+    def raw(self, method, path, data, token=None, content_type="application/json"):
+        """Bytes in as given (malformed bodies too); (status, headers, parsed JSON) out."""
+        h = {"Content-Type": content_type}
+        if token:
+            h["Authorization"] = "Bearer " + token
+        status, headers, body = http_request(self.url, method, path, data, h)
+        return status, headers, json.loads(body.decode())
+
     def ctl(self, method, path, body=None):
         status, out = http_json(self.url, method, path, body)
         assert status == 200, (status, out)
@@ -70,16 +78,10 @@ class Api(object):
 
 
 def form_post(url, data, headers=None, timeout=10):
-    import urllib.error
-    import urllib.request
-    req = urllib.request.Request(url, data=data, method="POST", headers=dict(headers or {}))
-    req.add_header("Content-Type", "application/x-www-form-urlencoded")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read().decode())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read().decode())
+    h = dict(headers or {})
+    h["Content-Type"] = "application/x-www-form-urlencoded"
+    status, _, body = http_request(url, "POST", "", data, h, timeout=timeout)
+    return status, json.loads(body.decode())
 
 
 @pytest.fixture

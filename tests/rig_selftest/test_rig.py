@@ -131,15 +131,8 @@ def test_missing_instance_names_and_claims_is_400(api, rig):
 
 
 def test_malformed_json_is_400(api, rig):
-    import urllib.request
-    req = urllib.request.Request(rig.url + "/api/2.0/database/credentials", data=b"{not json", method="POST",
-                                 headers={"Authorization": "Bearer " + rig.fake.default_pat,
-                                          "Content-Type": "application/json"})
-    try:
-        urllib.request.urlopen(req, timeout=5)
-        assert False, "expected 400"
-    except urllib.error.HTTPError as e:
-        assert e.code == 400 and json.loads(e.read())["error_code"] == "MALFORMED_REQUEST"
+    s, _, b = api.raw("POST", "/api/2.0/database/credentials", b"{not json", token=rig.fake.default_pat)
+    assert s == 400 and b["error_code"] == "MALFORMED_REQUEST"
 
 
 def test_unknown_endpoint_is_404(api, rig):
@@ -407,18 +400,11 @@ def test_admin_psql(rig):
 def test_fault_503_with_retry_after_then_success(api, rig):
     api.ctl("POST", "/_fake/faults", {"path": "/api/2.0/database/credentials", "count": 2, "status": 503,
                                        "retry_after": "1"})
-    import urllib.request
     for _ in range(2):
-        req = urllib.request.Request(rig.url + "/api/2.0/database/credentials", method="POST",
-                                     data=json.dumps({"instance_names": ["test-instance"]}).encode(),
-                                     headers={"Authorization": "Bearer " + rig.fake.default_pat,
-                                              "Content-Type": "application/json"})
-        try:
-            urllib.request.urlopen(req, timeout=5)
-            assert False, "expected 503"
-        except urllib.error.HTTPError as e:
-            assert e.code == 503 and e.headers["Retry-After"] == "1"
-            assert json.loads(e.read())["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        s, h, b = api.raw("POST", "/api/2.0/database/credentials",
+                          json.dumps({"instance_names": ["test-instance"]}).encode(), token=rig.fake.default_pat)
+        assert s == 503 and h["Retry-After"] == "1"
+        assert b["error_code"] == "TEMPORARILY_UNAVAILABLE"
     assert api.mint_db()["token"]
     st = api.ctl("GET", "/_fake/stats")
     assert st["faults_fired"] == 2 and st["faults_pending"] == []
