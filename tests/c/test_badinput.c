@@ -192,28 +192,19 @@ done:
 /* Numbers at the edge of their types: nothing may overflow (a Duration overflow used to panic). */
 static bool test_extreme_numbers(void) {
     bool passed = true;
-    const char *opts[] = {
-        "host=http://127.0.0.1:1 token=x instance=i http_timeout_seconds=18446744073709551615 retry_timeout_seconds=1",
-    };
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
-        lakebase_client *c = NULL;
-        char buf[256], msg[512];
-        size_t len = 0;
-        lakebase_result r = lakebase_client_new(opts[i], &c);
-        if (r == LAKEBASE_OK) r = lakebase_client_get_password(c, buf, sizeof buf, &len);
-        lakebase_last_error(msg, sizeof msg);
-        lakebase_client_free(c);
-        /* Nothing listens on port 1: a network error within the 1 s deadline. */
-        if (r != LAKEBASE_NETWORK_ERROR) fprintf(stderr, "  %s -> %s: %s\n", opts[i], lakebase_result_name(r), msg);
-        CHECK(r == LAKEBASE_NETWORK_ERROR);
-    }
-    {
-        lakebase_client *c = NULL;
-        CHECK(lakebase_client_new("host=h token=x instance=i http_timeout_seconds=18446744073709551616", &c) == LAKEBASE_CONFIG_ERROR);
-        CHECK(lakebase_client_new("host=h token=x instance=i retry_timeout_seconds=-9223372036854775808", &c) == LAKEBASE_OK);
-        lakebase_client_free(c);
-    }
+    lakebase_client *c = NULL;
+    char buf[256];
+    size_t len = 0;
+    /* Nothing listens on port 1: a network error within the 1 s deadline, not an internal error. */
+    CHECK(lakebase_client_new("host=http://127.0.0.1:1 token=x instance=i http_timeout_seconds=18446744073709551615 "
+                              "retry_timeout_seconds=1", &c) == LAKEBASE_OK);
+    CHECK(lakebase_client_get_password(c, buf, sizeof buf, &len) == LAKEBASE_NETWORK_ERROR);
+    lakebase_client_free(c);
+    c = NULL;
+    CHECK(lakebase_client_new("host=h token=x instance=i http_timeout_seconds=18446744073709551616", &c) == LAKEBASE_CONFIG_ERROR);
+    CHECK(lakebase_client_new("host=h token=x instance=i retry_timeout_seconds=-9223372036854775808", &c) == LAKEBASE_OK);
 done:
+    lakebase_client_free(c);
     return passed;
 }
 
