@@ -65,6 +65,12 @@ typedef enum {
    A bug in liblakebase, including a caught panic. Please report it.
    */
   LAKEBASE_INTERNAL_ERROR = 7,
+  /*
+   No password can be served right now without waiting for the network; a fetch has been
+   started in the background. Only `lakebase_client_try_get_password` returns it: call again
+   later (or call the blocking `lakebase_client_get_password` on a worker thread).
+   */
+  LAKEBASE_WOULD_BLOCK = 8,
 } lakebase_result;
 
 /*
@@ -100,6 +106,9 @@ extern "C" {
  `LAKEBASE_INTERNAL_ERROR`.
 
  Thread safety: may be called from any thread.
+
+ # Safety
+ `options` must be NULL or a NUL-terminated string; `out` must be NULL or point to writable storage for a pointer.
  */
 lakebase_result lakebase_client_new(const char *options,
                                     lakebase_client **out);
@@ -110,6 +119,9 @@ lakebase_result lakebase_client_new(const char *options,
  Tokens cached for other clients with the same settings stay cached.
 
  Thread safety: no other thread may be using `c` during or after this call.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not been freed. After the call `c` must not be used again.
  */
 void lakebase_client_free(lakebase_client *c);
 
@@ -120,6 +132,9 @@ void lakebase_client_free(lakebase_client *c);
 
  Errors: as `lakebase_client_new`; a configuration error is not remembered, so fixing the
  environment and calling again works. Thread safety: any thread.
+
+ # Safety
+ `out` must be NULL or point to writable storage for a pointer.
  */
 lakebase_result lakebase_default_client(const lakebase_client **out);
 
@@ -141,6 +156,9 @@ lakebase_result lakebase_default_client(const lakebase_client **out);
  `LAKEBASE_API_ERROR`, `LAKEBASE_NETWORK_ERROR`; detail in `lakebase_last_error`.
 
  Thread safety: any number of threads may call this on one client at once.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not been freed. `buf` must be NULL or point to `buf_len` writable bytes; `out_len` must be NULL or point to a writable `size_t`.
  */
 lakebase_result lakebase_client_get_password(const lakebase_client *c,
                                              char *buf,
@@ -148,10 +166,56 @@ lakebase_result lakebase_client_get_password(const lakebase_client *c,
                                              size_t *out_len);
 
 /*
- Discard the cached password and mint a new one now (e.g. after the server rejected a login
- with `28P01 invalid_password`). Concurrent calls cause one mint.
+ The non-blocking variant of `lakebase_client_get_password`, for event loops (Node.js, async
+ runtimes): copies the password when one can be served now (a memory read, as a cache hit of
+ `lakebase_client_get_password`), and otherwise returns `LAKEBASE_WOULD_BLOCK` at once after
+ starting a fetch on a library thread (one per cache entry however many callers ask). Call it
+ again later; while the library is failing fast after a transient failure, the remembered error
+ is returned instead (so a poll loop does not spin against a down workspace).
+
+ Buffer semantics as `lakebase_client_get_password`; nothing is written on
+ `LAKEBASE_WOULD_BLOCK`. Errors: as `lakebase_client_get_password`, plus `LAKEBASE_WOULD_BLOCK`.
+
+ # Safety
+ `c` must be NULL or a live client; `buf` must be NULL or point to `buf_len` writable bytes;
+ `out_len` must be NULL or point to a writable `size_t`.
+
+ Thread safety: any number of threads may call this on one client at once.
+ */
+lakebase_result lakebase_client_try_get_password(const lakebase_client *c,
+                                                 char *buf,
+                                                 size_t buf_len,
+                                                 size_t *out_len);
+
+/*
+ The server rejected `rejected` (a password this client handed out) at login: if it is still
+ the cached password, discard it and mint a new one; if another caller replaced it already,
+ do nothing. N connections rejected at once cause one mint, however far apart they report it
+ (unlike `lakebase_client_refresh`, which always mints). A newly minted password rejected again
+ within a second is an error (`LAKEBASE_AUTH_ERROR`), not a loop of mints.
+ Then `lakebase_client_get_password` gives the newest password. `rejected` is compared in
+ constant time and never stored.
+
+ Errors: `LAKEBASE_INVALID_ARGUMENT` (NULL argument, non-UTF-8 `rejected`), then as
+ `lakebase_client_get_password`. Thread safety: any thread.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not
+ been freed; `rejected` must be NULL or a NUL-terminated string.
+ */
+lakebase_result lakebase_client_refresh_rejected(const lakebase_client *c, const char *rejected);
+
+/*
+ Discard the cached password and mint a new one: on return the cached password was minted after
+ the call began. Concurrent calls share one mint; at most one forced mint per second per cached
+ entry, so a call right after another forced mint first waits out the rest of that second (a
+ runaway loop mints once a second). After a rejected login prefer
+ `lakebase_client_refresh_rejected`, which mints only if the rejected password is still cached.
 
  Errors: as `lakebase_client_get_password`. Thread safety: any thread.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not been freed.
  */
 lakebase_result lakebase_client_refresh(const lakebase_client *c);
 
@@ -160,8 +224,12 @@ lakebase_result lakebase_client_refresh(const lakebase_client *c);
  cached. Never triggers a network call.
 
  Errors: `LAKEBASE_INVALID_ARGUMENT` (NULL argument). Thread safety: any thread.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not been freed. `out_unix_seconds` must be NULL or point to a writable `int64_t`.
  */
-lakebase_result lakebase_client_token_expiry(const lakebase_client *c, int64_t *out_unix_seconds);
+lakebase_result lakebase_client_token_expiry(const lakebase_client *c,
+                                             int64_t *out_unix_seconds);
 
 /*
  Copy the identity the client authenticates as (the workspace user name from SCIM `/Me`, which
@@ -169,6 +237,9 @@ lakebase_result lakebase_client_token_expiry(const lakebase_client *c, int64_t *
  `buf`. The first call makes one API request; the result is cached.
 
  Buffer semantics as `lakebase_client_get_password`. Thread safety: any thread.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not been freed. `buf` must be NULL or point to `buf_len` writable bytes; `out_len` must be NULL or point to a writable `size_t`.
  */
 lakebase_result lakebase_client_identity(const lakebase_client *c,
                                          char *buf,
@@ -176,9 +247,28 @@ lakebase_result lakebase_client_identity(const lakebase_client *c,
                                          size_t *out_len);
 
 /*
+ Copy the Postgres role to log in as into `buf`: the group's role when the client acts for a
+ group (`group_name`, else the display name of the `group_id` group), otherwise the identity
+ (as `lakebase_client_identity`). The first call may make one API request; the result is
+ cached.
+
+ Buffer semantics as `lakebase_client_get_password`. Thread safety: any thread.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not been freed. `buf` must be NULL or point to `buf_len` writable bytes; `out_len` must be NULL or point to a writable `size_t`.
+ */
+lakebase_result lakebase_client_postgres_role(const lakebase_client *c,
+                                              char *buf,
+                                              size_t buf_len,
+                                              size_t *out_len);
+
+/*
  Copy the auth method in use (`"pat"`, `"oauth-m2m"`, ...) into `buf`. No network I/O.
 
  Buffer semantics as `lakebase_client_get_password`. Thread safety: any thread.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not been freed. `buf` must be NULL or point to `buf_len` writable bytes; `out_len` must be NULL or point to a writable `size_t`.
  */
 lakebase_result lakebase_client_auth_type(const lakebase_client *c,
                                           char *buf,
@@ -190,6 +280,9 @@ lakebase_result lakebase_client_auth_type(const lakebase_client *c,
  refresh into `buf`; an empty string when the last refresh succeeded. Never a secret.
 
  Buffer semantics as `lakebase_client_get_password`. Thread safety: any thread.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not been freed. `buf` must be NULL or point to `buf_len` writable bytes; `out_len` must be NULL or point to a writable `size_t`.
  */
 lakebase_result lakebase_client_refresh_error(const lakebase_client *c,
                                               char *buf,
@@ -203,11 +296,47 @@ lakebase_result lakebase_client_refresh_error(const lakebase_client *c,
 
  Buffer semantics as `lakebase_client_get_password`. Errors: `LAKEBASE_CONFIG_ERROR` when no
  instance/endpoint is configured, API/auth/network errors of the lookup. Thread safety: any thread.
+
+ # Safety
+ `c` must be NULL or a client from `lakebase_client_new` / `lakebase_default_client` that has not been freed. `buf` must be NULL or point to `buf_len` writable bytes; `out_len` must be NULL or point to a writable `size_t`.
  */
 lakebase_result lakebase_client_postgres_host(const lakebase_client *c,
                                               char *buf,
                                               size_t buf_len,
                                               size_t *out_len);
+
+/*
+ Whether a failed database connection attempt is worth repeating, and after how long: the retry
+ policy for endpoints waking from scale-to-zero that the library's own connects use, for
+ bindings and programs that connect by themselves (pool hooks).
+
+ `sqlstate`: the server's SQLSTATE if the driver exposes one (NULL otherwise); `message`: the
+ error text (NULL allowed); `password_asked`: non-zero if the server asked for the password
+ before the failure (libpq's `PQconnectionUsedPassword`; 0 when unknown); `failed_attempts`:
+ attempts failed so far, this one included (≥ 1); `elapsed_ms`: time since the first attempt
+ began; `connect_timeout`: the connection's `connect_timeout` setting (whole seconds, as libpq
+ reads it), NULL for none. The budget is `LAKEBASE_CONNECT_RETRY` seconds (`0`/`off`: never
+ retry), else `connect_timeout`, else 10 s. Transport failures (refused, reset, timed out) and
+ `57P03` "starting up" are retried with jittered backoff (250 ms doubling to 2 s); nothing is
+ retried after the server asked for the password, nor on authentication, "does not exist",
+ TLS-verification or other server answers.
+
+ On success `*out_delay_ms` receives the delay before the next attempt, or -1 to give up.
+
+ Errors: `LAKEBASE_INVALID_ARGUMENT` (NULL `out_delay_ms`, non-UTF-8 strings). Thread safety:
+ any thread; no I/O.
+
+ # Safety
+ `sqlstate`, `message` and `connect_timeout` must each be NULL or a NUL-terminated string;
+ `out_delay_ms` must be NULL or point to a writable `int64_t`.
+ */
+lakebase_result lakebase_connect_retry_delay(const char *sqlstate,
+                                             const char *message,
+                                             int password_asked,
+                                             uint32_t failed_attempts,
+                                             int64_t elapsed_ms,
+                                             const char *connect_timeout,
+                                             int64_t *out_delay_ms);
 
 /*
  Copy this thread's detail message for its most recent failed call into `buf`.
@@ -220,6 +349,9 @@ lakebase_result lakebase_client_postgres_host(const lakebase_client *c,
  had no failure. `buf` may be NULL when `buf_len` is 0 (to ask for the length).
 
  Thread safety: the message is per thread; any thread may call this at any time.
+
+ # Safety
+ `buf` must be NULL or point to `buf_len` writable bytes.
  */
 size_t lakebase_last_error(char *buf, size_t buf_len);
 
@@ -228,70 +360,19 @@ size_t lakebase_last_error(char *buf, size_t buf_len);
  this version does not know. The returned string is static: do not free it.
 
  Thread safety: any thread.
+
+ # Safety
+ None: any value may be passed; the result is a static string.
  */
 const char *lakebase_result_name(int result);
 
 /*
  The library version, e.g. `"0.1.0"`. Static: do not free it. Thread safety: any thread.
+
+ # Safety
+ None: the result is a static string.
  */
 const char *lakebase_version(void);
-
-/*
- `PQconnectdb` with the Lakebase password filled in when the conninfo gives none (whatever the
- host), `sslmode` raised to `require` (an explicit `sslmode=disable` yields a failed connection
- with an explanation), and `user` defaulted to the identity's Postgres role. Calls the real libpq
- of the caller (found at run time; liblakebase does not link libpq). Returns what libpq returns:
- free it with `PQfinish`. If no password can be obtained, the returned connection has status
- `CONNECTION_BAD` and `PQerrorMessage` says why. Unlike libpq, a NULL conninfo (or NULL keyword
- arrays in the `Params` variants) is treated as empty instead of crashing. Thread safety: as
- libpq's.
- */
-PGconn *lakebase_PQconnectdb(const char *conninfo);
-
-/*
- `PQconnectdbParams` with the Lakebase password filled in; see `lakebase_PQconnectdb`.
- */
-PGconn *lakebase_PQconnectdbParams(const char *const *keywords,
-                                   const char *const *values,
-                                   int expand_dbname);
-
-/*
- `PQconnectStart` (non-blocking; poll with the real `PQconnectPoll`) with the Lakebase password
- filled in; see `lakebase_PQconnectdb`. The password is obtained before returning (a cache hit
- normally; a mint blocks).
- */
-PGconn *lakebase_PQconnectStart(const char *conninfo);
-
-/*
- `PQconnectStartParams` with the Lakebase password filled in; see `lakebase_PQconnectStart`.
- */
-PGconn *lakebase_PQconnectStartParams(const char *const *keywords,
-                                      const char *const *values,
-                                      int expand_dbname);
-
-/*
- `PQsetdbLogin` with the Lakebase password filled in when `pwd` is NULL or empty; see
- `lakebase_PQconnectdb`.
- */
-PGconn *lakebase_PQsetdbLogin(const char *pghost,
-                              const char *pgport,
-                              const char *pgoptions,
-                              const char *pgtty,
-                              const char *db_name,
-                              const char *login,
-                              const char *pwd);
-
-/*
- `PQping` with the same settings `lakebase_PQconnectdb` would use. Returns a `PGPing` value.
- */
-int lakebase_PQping(const char *conninfo);
-
-/*
- `PQpingParams` with the same settings `lakebase_PQconnectdbParams` would use.
- */
-int lakebase_PQpingParams(const char *const *keywords,
-                          const char *const *values,
-                          int expand_dbname);
 
 /*
  Copy the Lakebase password of the process-wide default client into `buf`, NUL-terminated, and
@@ -309,8 +390,96 @@ int lakebase_PQpingParams(const char *const *keywords,
 
  Errors: see `lakebase_client_get_password`; detail in `lakebase_last_error`.
  Thread safety: any number of threads may call this at once.
+
+ # Safety
+ `buf` must be NULL or point to `buf_len` writable bytes; `out_len` must be NULL or point to a writable `size_t`.
  */
-lakebase_result lakebase_get_password(char *buf, size_t buf_len, size_t *out_len);
+lakebase_result lakebase_get_password(char *buf,
+                                      size_t buf_len,
+                                      size_t *out_len);
+
+/*
+ `PQconnectdb` with the Lakebase password filled in when the conninfo gives none (whatever the
+ host), TLS to a verified server only (`sslmode` unset/`allow`/`prefer`/`require` becomes
+ `verify-full` unless LAKEBASE_VERIFY_SERVER=0; an explicit `sslmode=disable` yields a failed
+ connection with an explanation), and `user` defaulted to the identity's Postgres role. Retries
+ once with a new token when a cached one is refused, and retries transport failures and 57P03
+ (a waking endpoint) within LAKEBASE_CONNECT_RETRY / `connect_timeout` / 10 s. Calls the real libpq
+ of the caller (found at run time; liblakebase does not link libpq). Returns what libpq returns:
+ free it with `PQfinish`. If no password can be obtained, the returned connection has status
+ `CONNECTION_BAD` and `PQerrorMessage` says why. Unlike libpq, a NULL conninfo (or NULL keyword
+ arrays in the `Params` variants) is treated as empty instead of crashing. Thread safety: as
+ libpq's.
+
+ # Safety
+ `conninfo` must be NULL or a NUL-terminated string; the arguments are then read as libpq reads them.
+ */
+PGconn *lakebase_PQconnectdb(const char *conninfo);
+
+/*
+ `PQconnectdbParams` with the Lakebase password filled in; see `lakebase_PQconnectdb`.
+
+ # Safety
+ `keywords` and `values` must each be NULL or a NULL-terminated array of NUL-terminated strings (values may be NULL entries), as libpq requires.
+ */
+PGconn *lakebase_PQconnectdbParams(const char *const *keywords,
+                                   const char *const *values,
+                                   int expand_dbname);
+
+/*
+ `PQconnectStart` (non-blocking; poll with the real `PQconnectPoll`) with the Lakebase password
+ filled in; see `lakebase_PQconnectdb`. The password is obtained before returning (a cache hit
+ normally; a mint blocks).
+
+ # Safety
+ `conninfo` must be NULL or a NUL-terminated string; the arguments are then read as libpq reads them.
+ */
+PGconn *lakebase_PQconnectStart(const char *conninfo);
+
+/*
+ `PQconnectStartParams` with the Lakebase password filled in; see `lakebase_PQconnectStart`.
+
+ # Safety
+ `keywords` and `values` must each be NULL or a NULL-terminated array of NUL-terminated strings (values may be NULL entries), as libpq requires.
+ */
+PGconn *lakebase_PQconnectStartParams(const char *const *keywords,
+                                      const char *const *values,
+                                      int expand_dbname);
+
+/*
+ `PQsetdbLogin` with the Lakebase password filled in when `pwd` is NULL or empty; see
+ `lakebase_PQconnectdb`.
+
+ # Safety
+ Each argument must be NULL or a NUL-terminated string, as libpq requires.
+ */
+PGconn *lakebase_PQsetdbLogin(const char *pghost,
+                              const char *pgport,
+                              const char *pgoptions,
+                              const char *pgtty,
+                              const char *db_name,
+                              const char *login,
+                              const char *pwd);
+
+/*
+ `PQping`, passed through unchanged: a ping needs no password (a server that asks for one is
+ accepting connections), so no configuration is read, no workspace request made and no token
+ sent. Returns a `PGPing` value.
+
+ # Safety
+ `conninfo` must be NULL or a NUL-terminated string; the arguments are then read as libpq reads them.
+ */
+int lakebase_PQping(const char *conninfo);
+
+/*
+ `PQpingParams`, passed through unchanged; see `lakebase_PQping`.
+
+ # Safety
+ `keywords` and `values` must each be NULL or a NULL-terminated array of NUL-terminated strings (values may be NULL entries), as libpq requires.
+ */
+int lakebase_PQpingParams(const char *const *keywords,
+                          const char *const *values,
+                          int expand_dbname);
 
 #ifdef __cplusplus
 }  // extern "C"

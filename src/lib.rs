@@ -1,34 +1,15 @@
 //! liblakebase: rotating OAuth passwords for Databricks Lakebase Postgres, for any program.
 //!
-//! Layout (plain-Rust core, thin C layer on top):
-//! - [`config`]: attributes, `.databrickscfg`, environment, options strings (as the SDKs).
-//! - [`auth`]: one file per workspace auth method behind one trait, and the chain.
-//! - [`api`]: Lakebase credential APIs (Provisioned and Autoscaling), lookups, SCIM `/Me`.
-//! - [`cache`] + [`refresher`]: the cached token and the one background refresher thread.
-//! - [`client`]: clients, shared cache entries, the process-wide default client.
-//! - [`http`]: the one HTTP client and its TLS/retry policy.
-//! - `ffi`: the C ABI (`include/lakebase.h` is generated from it by cbindgen).
+//! This crate is the C library `liblakebase.so` and nothing else: a thin layer over
+//! [`lakebase_core`] (configuration, auth, the workspace API, the cached token).
+//! - `ffi`: the C ABI, one module per C concept (`include/lakebase.h` is generated from it by
+//!   cbindgen); every export runs inside one panic boundary.
+//! - `libpq`: libpq's connect entry points under libpq's own names (LD_PRELOAD / linked ahead of
+//!   `-lpq`) and as `lakebase_PQ*`: the decision whether to inject, caller-scoped resolution of the
+//!   real libpq, the injected call and its retry.
+//!
+//! See docs/architecture.md for the whole picture.
 
-#[macro_use]
-pub mod log;
-
-pub mod api;
-pub mod auth;
-pub mod cache;
-pub mod client;
-pub mod clock;
-pub mod config;
-pub mod error;
-pub mod fork;
-pub mod http;
+mod ffi;
+#[doc(hidden)]
 pub mod libpq;
-pub mod refresher;
-pub mod secret;
-pub mod sync;
-pub mod target;
-
-pub mod ffi;
-
-pub use client::{Builder, Client};
-pub use error::{Error, ErrorKind, Result};
-pub use secret::Secret;

@@ -2,8 +2,8 @@
 //! `LAKEBASE_HOSTS` globs, `.pgpass` lines and `pg_service.conf` sections. Never panics, and the
 //! glob matcher agrees with a simple reference implementation.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
 use lakebase::libpq::{hosts, params};
+use libfuzzer_sys::fuzz_target;
 
 /// Reference: `*` matches any run, everything else literally (exponential, so inputs are short).
 fn glob_ref(p: &[u8], t: &[u8]) -> bool {

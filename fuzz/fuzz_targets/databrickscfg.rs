@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(ini) = lakebase::config::file::IniFile::parse(text) else { return };
+    let Ok(ini) = lakebase_core::config::ini::IniFile::parse(text) else { return };
     let names: Vec<String> = ini.profile_names().map(String::from).collect();
     for s in ini.sections() {
         let keys: Vec<String> = s.keys().map(String::from).collect();

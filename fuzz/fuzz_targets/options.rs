@@ -17,8 +17,8 @@ fn quote(v: &str) -> String {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
-    let Ok(pairs) = lakebase::config::parse_options(s) else { return };
+    let Ok(pairs) = lakebase_core::config::parse_options(s) else { return };
     let again: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
-    let reparsed = lakebase::config::parse_options(&again.join(" ")).expect("re-quoted options must parse");
+    let reparsed = lakebase_core::config::parse_options(&again.join(" ")).expect("re-quoted options must parse");
     assert_eq!(pairs, reparsed);
 });

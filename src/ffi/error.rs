@@ -9,7 +9,7 @@ thread_local! {
 }
 
 pub(crate) fn set_last_error(msg: &str) {
-    crate::log_debug!("error: {msg}");
+    lakebase_core::log_debug!("error: {msg}");
     let _ = LAST_ERROR.try_with(|e| {
         let mut e = e.borrow_mut();
         e.clear();
@@ -27,6 +27,9 @@ pub(crate) fn set_last_error(msg: &str) {
 /// had no failure. `buf` may be NULL when `buf_len` is 0 (to ask for the length).
 ///
 /// Thread safety: the message is per thread; any thread may call this at any time.
+///
+/// # Safety
+/// `buf` must be NULL or point to `buf_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn lakebase_last_error(buf: *mut c_char, buf_len: size_t) -> size_t {
     boundary_or(0, || {
@@ -52,6 +55,9 @@ pub unsafe extern "C" fn lakebase_last_error(buf: *mut c_char, buf_len: size_t) 
 /// this version does not know. The returned string is static: do not free it.
 ///
 /// Thread safety: any thread.
+///
+/// # Safety
+/// None: any value may be passed; the result is a static string.
 #[no_mangle]
 pub extern "C" fn lakebase_result_name(result: c_int) -> *const c_char {
     use lakebase_result::*;
@@ -64,12 +70,16 @@ pub extern "C" fn lakebase_result_name(result: c_int) -> *const c_char {
         x if x == LAKEBASE_API_ERROR as c_int => b"LAKEBASE_API_ERROR\0",
         x if x == LAKEBASE_NETWORK_ERROR as c_int => b"LAKEBASE_NETWORK_ERROR\0",
         x if x == LAKEBASE_INTERNAL_ERROR as c_int => b"LAKEBASE_INTERNAL_ERROR\0",
+        x if x == LAKEBASE_WOULD_BLOCK as c_int => b"LAKEBASE_WOULD_BLOCK\0",
         _ => b"LAKEBASE_UNKNOWN_RESULT\0",
     };
     s.as_ptr() as *const c_char
 }
 
 /// The library version, e.g. `"0.1.0"`. Static: do not free it. Thread safety: any thread.
+///
+/// # Safety
+/// None: the result is a static string.
 #[no_mangle]
 pub extern "C" fn lakebase_version() -> *const c_char {
     VERSION.as_ptr() as *const c_char

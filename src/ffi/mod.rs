@@ -4,10 +4,10 @@
 
 pub mod client;
 pub mod error;
-pub mod libpq;
 pub mod password;
+pub mod pq;
 
-use crate::error::{Error, ErrorKind};
+use lakebase_core::{Error, ErrorKind};
 use libc::{c_char, size_t};
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -35,6 +35,10 @@ pub enum lakebase_result {
     LAKEBASE_NETWORK_ERROR = 6,
     /// A bug in liblakebase, including a caught panic. Please report it.
     LAKEBASE_INTERNAL_ERROR = 7,
+    /// No password can be served right now without waiting for the network; a fetch has been
+    /// started in the background. Only `lakebase_client_try_get_password` returns it: call again
+    /// later (or call the blocking `lakebase_client_get_password` on a worker thread).
+    LAKEBASE_WOULD_BLOCK = 8,
 }
 
 impl From<ErrorKind> for lakebase_result {
@@ -47,6 +51,7 @@ impl From<ErrorKind> for lakebase_result {
             ErrorKind::Api => lakebase_result::LAKEBASE_API_ERROR,
             ErrorKind::Network => lakebase_result::LAKEBASE_NETWORK_ERROR,
             ErrorKind::Internal => lakebase_result::LAKEBASE_INTERNAL_ERROR,
+            _ => lakebase_result::LAKEBASE_INTERNAL_ERROR,
         }
     }
 }
@@ -79,10 +84,7 @@ pub(crate) unsafe fn opt_str<'a>(p: *const c_char, name: &str) -> Result<Option<
     if p.is_null() {
         return Ok(None);
     }
-    CStr::from_ptr(p)
-        .to_str()
-        .map(Some)
-        .map_err(|_| Error::invalid_argument(format!("{name} is not valid UTF-8")))
+    CStr::from_ptr(p).to_str().map(Some).map_err(|_| Error::invalid_argument(format!("{name} is not valid UTF-8")))
 }
 
 /// Copy `s` NUL-terminated into the caller's buffer. If `buf_len <= s.len()` nothing is written to
@@ -108,6 +110,41 @@ pub(crate) unsafe fn write_str(s: &[u8], buf: *mut c_char, buf_len: size_t, out_
         *out_len = s.len();
     }
     Ok(())
+}
+
+/// The hit path of the password exports: copy a password that can be served from memory into a
+/// buffer that is large enough, and return `LAKEBASE_OK`; `None` (nothing written) for anything
+/// else — a miss, a NULL or short buffer —, which the export then handles in full under
+/// [`boundary`]. It returns a small value only, so that no `Result<_, Error>` is built and moved
+/// through memory on the hit path (that alone cost ~15 ns per call).
+#[inline(always)]
+pub(crate) unsafe fn hit_copy(
+    c: &lakebase_core::Client,
+    buf: *mut c_char,
+    buf_len: size_t,
+    out_len: *mut size_t,
+) -> Option<lakebase_result> {
+    if buf.is_null() {
+        return None;
+    }
+    let copy = || {
+        c.try_hit(|pw| {
+            let s = pw.as_bytes();
+            if buf_len <= s.len() {
+                return false;
+            }
+            std::ptr::copy_nonoverlapping(s.as_ptr(), buf as *mut u8, s.len());
+            *buf.add(s.len()) = 0;
+            if !out_len.is_null() {
+                *out_len = s.len();
+            }
+            true
+        })
+    };
+    match catch_unwind(AssertUnwindSafe(copy)) {
+        Ok(Some(true)) => Some(lakebase_result::LAKEBASE_OK),
+        _ => None,
+    }
 }
 
 /// Reject `buf == NULL` with a non-zero `buf_len` before doing any work.

@@ -1,7 +1,7 @@
 //! `lakebase_get_password`: the one-call API on the process-wide default client.
 
-use super::{boundary, check_buf, lakebase_result, write_str};
-use crate::client::default_client_ref;
+use super::{boundary, check_buf, hit_copy, lakebase_result, write_str};
+use lakebase_core::{default_client_if_set, default_client_ref};
 use libc::{c_char, size_t};
 
 /// Copy the Lakebase password of the process-wide default client into `buf`, NUL-terminated, and
@@ -19,8 +19,14 @@ use libc::{c_char, size_t};
 ///
 /// Errors: see `lakebase_client_get_password`; detail in `lakebase_last_error`.
 /// Thread safety: any number of threads may call this at once.
+///
+/// # Safety
+/// `buf` must be NULL or point to `buf_len` writable bytes; `out_len` must be NULL or point to a writable `size_t`.
 #[no_mangle]
 pub unsafe extern "C" fn lakebase_get_password(buf: *mut c_char, buf_len: size_t, out_len: *mut size_t) -> lakebase_result {
+    if let Some(r) = default_client_if_set().and_then(|c| hit_copy(c, buf, buf_len, out_len)) {
+        return r;
+    }
     boundary(|| {
         check_buf(buf, buf_len)?;
         default_client_ref()?.with_password(|pw| write_str(pw.as_bytes(), buf, buf_len, out_len))?

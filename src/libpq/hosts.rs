@@ -15,12 +15,7 @@ pub fn is_lakebase_host(host: &str, extra_globs: Option<&str>) -> bool {
     if ZONES.iter().any(|z| h.ends_with(z) && h.len() > z.len()) {
         return true;
     }
-    extra_globs
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .any(|g| glob_match(&g.to_ascii_lowercase(), &h))
+    extra_globs.unwrap_or("").split(',').map(str::trim).filter(|g| !g.is_empty()).any(|g| glob_match(&g.to_ascii_lowercase(), &h))
 }
 
 /// `*` matches any run of characters (including none); everything else literally.

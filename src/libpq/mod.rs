@@ -6,14 +6,22 @@
 //! - [`params`]: what the call asks for, computed with the real libpq's parser and defaults.
 //! - [`hosts`]: which hosts are Lakebase hosts.
 //! - [`inject`]: the decision, the injected call, the retry after a rejected cached token.
-//! - [`discover`]: host → instance/endpoint when the target is not configured.
+//! - [`hooks`]: the bodies shared by the `lakebase_PQ*` wrappers (`crate::ffi::pq`) and the
+//!   [`interpose`] functions under libpq's own names; [`unwind`]: who called the hook.
+//!
+//! Host → instance/endpoint discovery (when no target is configured) is in the core
+//! (`Client::discover_target`).
 //!
 //! The library never links libpq: everything is resolved at run time, and programs that never
 //! call libpq pay nothing (no constructor, no thread, no I/O).
 
-pub mod discover;
+pub mod hooks;
 pub mod hosts;
 pub mod inject;
+/// cbindgen:ignore
+pub mod interpose;
 pub mod params;
 pub mod resolve;
 pub mod sys;
+/// cbindgen:ignore
+pub mod unwind;

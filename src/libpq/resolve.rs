@@ -11,7 +11,7 @@
 //! has no libpq at all, loading `libpq.so.5`.
 
 use super::sys::*;
-use libc::{c_char, c_int, c_void};
+use libc::{c_char, c_void};
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
 
@@ -28,6 +28,11 @@ pub struct Libpq {
     pub status: FnStatus,
     pub error_message: FnErrorMessage,
     pub finish: FnFinish,
+    /// `PQconnectionUsedPassword`: whether the server asked for a password (also after a failed
+    /// login; reset by libpq for every new attempt, so it describes the last one).
+    pub used_password: FnUsedPassword,
+    /// `PQlibVersion()` of this copy, e.g. 150018 (0 if it has none).
+    pub version: i32,
     pub connectdb_params: FnConnectdbParams,
     pub connect_start_params: FnConnectdbParams,
     pub ping_params: FnPingParams,
@@ -44,22 +49,14 @@ impl Drop for Libpq {
 unsafe impl Send for Libpq {}
 unsafe impl Sync for Libpq {}
 
-impl Libpq {
-    /// Any symbol of this copy (for the hooked function itself).
-    pub fn sym(&self, name: &CStr) -> Option<*mut c_void> {
-        let p = unsafe { libc::dlsym(self.handle as *mut c_void, name.as_ptr()) };
-        (!p.is_null() && !is_ours(p)).then_some(p)
-    }
-}
-
 /// Base address of this library (to recognise addresses inside it).
-fn our_base() -> usize {
+pub(crate) fn our_base() -> usize {
     static BASE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BASE.get_or_init(|| object_of(our_base as *const c_void).map_or(0, |(b, _)| b))
 }
 
 /// `(base address, path)` of the loaded object containing `addr`.
-fn object_of(addr: *const c_void) -> Option<(usize, Option<CString>)> {
+pub(crate) fn object_of(addr: *const c_void) -> Option<(usize, Option<CString>)> {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fbase.is_null() {
         return None;
@@ -70,50 +67,6 @@ fn object_of(addr: *const c_void) -> Option<(usize, Option<CString>)> {
 
 pub fn is_ours(p: *const c_void) -> bool {
     object_of(p).is_some_and(|(b, _)| b == our_base())
-}
-
-// The unwinder from libgcc_s, which Rust's std links on Linux.
-#[repr(C)]
-struct UnwindContext {
-    _private: [u8; 0],
-}
-type UnwindTraceFn = extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int;
-extern "C" {
-    fn _Unwind_Backtrace(trace: UnwindTraceFn, arg: *mut c_void) -> c_int;
-    fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
-}
-
-struct Walk {
-    ours: usize,
-    found: usize,
-    frames: usize,
-}
-
-extern "C" fn walk_frame(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
-    const URC_NO_REASON: c_int = 0;
-    const URC_END_OF_STACK: c_int = 5;
-    let w = unsafe { &mut *(arg as *mut Walk) };
-    w.frames += 1;
-    let ip = unsafe { _Unwind_GetIP(ctx) };
-    if ip == 0 || w.frames > 64 {
-        return URC_END_OF_STACK;
-    }
-    match object_of((ip - 1) as *const c_void) {
-        Some((base, _)) if base == w.ours => URC_NO_REASON,
-        Some(_) => {
-            w.found = ip - 1;
-            URC_END_OF_STACK
-        }
-        None => URC_NO_REASON,
-    }
-}
-
-/// The address in the first stack frame outside this library: our caller.
-#[inline(never)]
-pub fn caller_address() -> Option<usize> {
-    let mut w = Walk { ours: our_base(), found: 0, frames: 0 };
-    unsafe { _Unwind_Backtrace(walk_frame, &mut w as *mut Walk as *mut c_void) };
-    (w.found != 0).then_some(w.found)
 }
 
 /// Resolve libpq as seen from `caller` (an address inside the calling object), with `hooked`
@@ -160,7 +113,7 @@ pub fn resolve(hooked: &CStr, caller: Option<usize>) -> Option<(*mut c_void, Arc
     // The process has no libpq yet (a program linked only against liblakebase): load one.
     let h = unsafe { libc::dlopen(c"libpq.so.5".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
     if h.is_null() {
-        crate::log_error!("libpq: no libpq in the process and libpq.so.5 cannot be loaded");
+        lakebase_core::log_error!("libpq: no libpq in the process and libpq.so.5 cannot be loaded");
         return None;
     }
     from_handle(h as usize, false, hooked)
@@ -183,6 +136,8 @@ fn from_handle(h: usize, close: bool, hooked: &CStr) -> Option<(*mut c_void, Arc
             status: std::mem::transmute::<*mut c_void, FnStatus>(get(c"PQstatus")?),
             error_message: std::mem::transmute::<*mut c_void, FnErrorMessage>(get(c"PQerrorMessage")?),
             finish: std::mem::transmute::<*mut c_void, FnFinish>(get(c"PQfinish")?),
+            used_password: std::mem::transmute::<*mut c_void, FnUsedPassword>(get(c"PQconnectionUsedPassword")?),
+            version: get(c"PQlibVersion").map_or(0, |p| std::mem::transmute::<*mut c_void, FnLibVersion>(p)()),
             connectdb_params: std::mem::transmute::<*mut c_void, FnConnectdbParams>(get(c"PQconnectdbParams")?),
             connect_start_params: std::mem::transmute::<*mut c_void, FnConnectdbParams>(get(c"PQconnectStartParams")?),
             ping_params: std::mem::transmute::<*mut c_void, FnPingParams>(get(c"PQpingParams")?),

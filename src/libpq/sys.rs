@@ -44,3 +44,5 @@ pub type FnFreemem = unsafe extern "C" fn(*mut c_void);
 pub type FnStatus = unsafe extern "C" fn(*const PGconn) -> c_int;
 pub type FnErrorMessage = unsafe extern "C" fn(*const PGconn) -> *const c_char;
 pub type FnFinish = unsafe extern "C" fn(*mut PGconn);
+pub type FnUsedPassword = unsafe extern "C" fn(*const PGconn) -> c_int;
+pub type FnLibVersion = unsafe extern "C" fn() -> c_int;
