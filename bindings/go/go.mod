@@ -1,4 +1,4 @@
-module github.com/liblakebase/lakebase-go
+module github.com/liblakebase/liblakebase/bindings/go
 
 go 1.25.0
 

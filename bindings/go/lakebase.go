@@ -7,11 +7,12 @@
 // LAKEBASE_ENDPOINT). This package only calls it: a cache hit is a memory read.
 //
 // Ask for the password every time a new physical connection is opened; package
-// github.com/liblakebase/lakebase-go/lakebasepgx does that for pgx, pgxpool and database/sql.
+// github.com/liblakebase/liblakebase/bindings/go/lakebasepgx does that for pgx, pgxpool and database/sql.
 //
-// Building: cgo needs lakebase.h and liblakebase.so. After `make install` nothing is needed; for a
-// library elsewhere set CGO_CFLAGS=-I<dir of lakebase.h> and CGO_LDFLAGS="-L<dir> -Wl,-rpath,<dir>",
-// or build with -tags lakebase_pkgconfig to take both from `pkg-config lakebase`.
+// Building: cgo takes lakebase.h and liblakebase.so from `pkg-config lakebase`, which the
+// liblakebase-dev Debian package (and `make install`) provides. Without pkg-config, build with
+// -tags lakebase_nopkgconfig and set CGO_CFLAGS=-I<dir of lakebase.h> and
+// CGO_LDFLAGS="-L<dir> -Wl,-rpath,<dir>" for a library outside the default paths.
 package lakebase
 
 /*
@@ -23,9 +24,11 @@ import "C"
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -218,7 +221,83 @@ func (c *Client) Password(ctx context.Context) (string, error) {
 	return pw, nil
 }
 
-// Refresh discards the cached token and mints a new one (e.g. after a login failed with 28P01).
+// RefreshRejected reports that the server turned down a login with rejected (a password this
+// client handed out): the library mints a new one if rejected is still the cached password (N
+// concurrent reports cause one mint). It returns whether the client's password is now another
+// one, i.e. whether one more login is worth trying.
+func (c *Client) RefreshRejected(ctx context.Context, rejected string) (bool, error) {
+	cs := C.CString(rejected)
+	defer func() {
+		C.memset(unsafe.Pointer(cs), 0, C.size_t(len(rejected)))
+		C.free(unsafe.Pointer(cs))
+	}()
+	err := c.withCtx(ctx, func(p *C.lakebase_client) error {
+		return call(func() C.lakebase_result { return C.lakebase_client_refresh_rejected(p, cs) })
+	})
+	if err != nil {
+		return false, err
+	}
+	pw, err := c.Password(ctx)
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare([]byte(pw), []byte(rejected)) != 1, nil
+}
+
+// PostgresRole returns the Postgres role to log in as: the group's role when the client acts for
+// a group (group_name / group_id), else Identity. lakebasepgx uses it as the default user. The
+// first call may make one API request; the library caches the result.
+func (c *Client) PostgresRole(ctx context.Context) (string, error) {
+	var s string
+	err := c.withCtx(ctx, func(p *C.lakebase_client) (err error) {
+		s, err = getString(func(b *C.char, n C.size_t, out *C.size_t) C.lakebase_result {
+			return C.lakebase_client_postgres_role(p, b, n, out)
+		})
+		return err
+	})
+	return s, err
+}
+
+// ConnectRetryDelay is the library's retry policy for a failed database connect
+// (lakebase_connect_retry_delay), for endpoints waking from scale-to-zero: how long to wait before
+// the next attempt, or ok=false to give up. sqlstate is the server's SQLSTATE ("" when the failure
+// was not a server answer), message the error text, passwordAsked whether the server asked for the
+// password before the failure, failedAttempts the attempts failed so far (this one included),
+// elapsed the time since the first attempt began, connectTimeout the connection's connect_timeout
+// in whole seconds ("" for none). Transport failures (refused, reset, timed out) and 57P03 are
+// retried within LAKEBASE_CONNECT_RETRY seconds, else connectTimeout, else 10 s. No I/O.
+func ConnectRetryDelay(sqlstate, message string, passwordAsked bool, failedAttempts int, elapsed time.Duration, connectTimeout string) (delay time.Duration, ok bool, err error) {
+	cstr := func(s string) *C.char {
+		if s == "" {
+			return nil
+		}
+		return C.CString(strings.ReplaceAll(s, "\x00", ""))
+	}
+	state, msg, timeout := cstr(sqlstate), cstr(message), cstr(connectTimeout)
+	defer C.free(unsafe.Pointer(state))
+	defer C.free(unsafe.Pointer(msg))
+	defer C.free(unsafe.Pointer(timeout))
+	asked := C.int(0)
+	if passwordAsked {
+		asked = 1
+	}
+	if failedAttempts < 1 {
+		failedAttempts = 1
+	}
+	var out C.int64_t
+	if err := call(func() C.lakebase_result {
+		return C.lakebase_connect_retry_delay(state, msg, asked, C.uint32_t(failedAttempts), C.int64_t(elapsed.Milliseconds()), timeout, &out)
+	}); err != nil {
+		return 0, false, err
+	}
+	if out < 0 {
+		return 0, false, nil
+	}
+	return time.Duration(out) * time.Millisecond, true, nil
+}
+
+// Refresh discards the cached token and mints a new one now. After a rejected login prefer
+// RefreshRejected, which mints once however many connections report it.
 func (c *Client) Refresh(ctx context.Context) error {
 	return c.withCtx(ctx, func(p *C.lakebase_client) error {
 		return call(func() C.lakebase_result { return C.lakebase_client_refresh(p) })

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	lakebase "github.com/liblakebase/lakebase-go"
-	"github.com/liblakebase/lakebase-go/internal/rigtest"
+	lakebase "github.com/liblakebase/liblakebase/bindings/go"
+	"github.com/liblakebase/liblakebase/bindings/go/internal/rigtest"
 )
 
 func TestMain(m *testing.M) { rigtest.Main(m) }

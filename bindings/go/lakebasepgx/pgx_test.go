@@ -12,9 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	lakebase "github.com/liblakebase/lakebase-go"
-	"github.com/liblakebase/lakebase-go/internal/rigtest"
-	"github.com/liblakebase/lakebase-go/lakebasepgx"
+	lakebase "github.com/liblakebase/liblakebase/bindings/go"
+	"github.com/liblakebase/liblakebase/bindings/go/internal/rigtest"
+	"github.com/liblakebase/liblakebase/bindings/go/lakebasepgx"
 )
 
 func TestMain(m *testing.M) { rigtest.Main(m) }

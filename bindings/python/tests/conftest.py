@@ -70,6 +70,16 @@ class Fake:
     def minted(self) -> int:
         return int(self("/_fake/stats")["lakebase_tokens_minted_total"])
 
+    def failed_checks(self) -> int:
+        """Logins the fake turned down so far."""
+        return int(self("/_fake/stats")["checks"]["failed"])
+
+    def fresh_pat(self, user: str) -> str:
+        """A new personal access token for ``user``: a client using it has a cache entry of its own."""
+        pat = "dapi" + os.urandom(16).hex()
+        self("/_fake/identities", {"pats": {pat: user}})
+        return pat
+
 
 @pytest.fixture(scope="session")
 def fake(rig_env: Dict[str, str]) -> Fake:
@@ -92,6 +102,12 @@ def short_tokens(fake: Fake) -> Iterator[None]:
 @pytest.fixture
 def pat_options(rig_env: Dict[str, str], fake: Fake) -> Dict[str, str]:
     return {"host": rig_env["FAKE_URL"], "token": rig_env["RIG_PAT"], "instance": rig_env["RIG_INSTANCE"]}
+
+
+@pytest.fixture
+def fresh_options(rig_env: Dict[str, str], fake: Fake) -> Dict[str, str]:
+    """Client options with a PAT of their own (a cache entry no other test shares)."""
+    return {"host": rig_env["FAKE_URL"], "token": fake.fresh_pat(rig_env["RIG_USER"]), "instance": rig_env["RIG_INSTANCE"]}
 
 
 @pytest.fixture

@@ -26,17 +26,6 @@ def test_psycopg_connect_over_tls(client: lakebase.Client, rig_env: dict) -> Non
         assert conn.info.password == client.password()
 
 
-def test_psycopg_defaults_to_sslmode_require(client: lakebase.Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PGSSLMODE")
-    kw = lakebase.psycopg.connect_kwargs("dbname=databricks_postgres", client=client)
-    assert kw["sslmode"] == "require" and kw["user"] == client.identity
-    with psycopg.connect("dbname=databricks_postgres", **kw) as conn:
-        assert conn.execute(SSL_SQL).fetchone()[1] is True
-    # An explicit user or sslmode wins.
-    kw = lakebase.psycopg.connect_kwargs("user=someone sslmode=verify-full", client=client)
-    assert "user" not in kw and "sslmode" not in kw
-
-
 def test_m2m_identity_is_the_postgres_role(rig_env: dict) -> None:
     with lakebase.Client(host=rig_env["FAKE_URL"], client_id=rig_env["RIG_SP_CLIENT_ID"],
                          client_secret=rig_env["RIG_SP_CLIENT_SECRET"], instance=rig_env["RIG_INSTANCE"]) as c:

@@ -7,6 +7,7 @@ require "json"
 require "net/http"
 require "tmpdir"
 require "fileutils"
+require "securerandom"
 
 REPO = File.expand_path("../../..", __dir__)
 
@@ -57,6 +58,25 @@ module RigHelpers
 
   def minted
     fake("/_fake/stats")["lakebase_tokens_minted_total"]
+  end
+
+  def failed_checks
+    fake("/_fake/stats")["checks"]["failed"]
+  end
+
+  # A new personal access token for the rig's user: a client using it has a cache entry of its own.
+  def fresh_pat
+    pat = "dapi#{SecureRandom.hex(16)}"
+    fake("/_fake/identities", { pats: { pat => rig("RIG_USER") } })
+    pat
+  end
+
+  def fresh_options
+    { host: rig("FAKE_URL"), token: fresh_pat, instance: rig("RIG_INSTANCE") }
+  end
+
+  def monotonic
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
   end
 
   def pat_options

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import hmac
 import os
 import re
 import threading
@@ -88,8 +89,21 @@ class Client:
         return _ffi.get_string(_ffi.lib().lakebase_client_get_password, self._h())
 
     def refresh(self) -> None:
-        """Discard the cached token and mint a new one now (e.g. after a login failed with 28P01/28000)."""
+        """Discard the cached token and mint a new one now. After a rejected login prefer
+        :meth:`refresh_rejected`, which mints only once however many connections report it."""
         _ffi.check(_ffi.lib().lakebase_client_refresh(self._h()))
+
+    def refresh_rejected(self, rejected: str) -> bool:
+        """The server turned down a login with ``rejected`` (a password this client handed out):
+        mint a new one if it is still the cached password (N concurrent reports cause one mint).
+        Returns whether the client's password is now another one, i.e. worth one more login."""
+        raw = rejected.encode("utf-8")
+        buf = ctypes.create_string_buffer(raw, len(raw) + 1)
+        try:
+            _ffi.check(_ffi.lib().lakebase_client_refresh_rejected(self._h(), buf))
+        finally:
+            ctypes.memset(buf, 0, len(buf))
+        return not hmac.compare_digest(raw, self.password().encode("utf-8"))
 
     @property
     def expiry(self) -> Optional[int]:
@@ -103,6 +117,18 @@ class Client:
         """The workspace user name the client authenticates as, which is its Postgres role
         (one API call the first time, then cached by the library)."""
         return _ffi.get_string(_ffi.lib().lakebase_client_identity, self._h())
+
+    @property
+    def postgres_role(self) -> str:
+        """The Postgres role to log in as: the group's role when the client acts for a group
+        (``group_name`` / ``group_id``), else :attr:`identity`. The driver integrations use it as the
+        default user. Cached by the library after the first lookup."""
+        return _ffi.get_string(_ffi.lib().lakebase_client_postgres_role, self._h())
+
+    @property
+    def postgres_host(self) -> str:
+        """The Postgres host of the configured instance (``read_write_dns``) or endpoint. Cached."""
+        return _ffi.get_string(_ffi.lib().lakebase_client_postgres_host, self._h())
 
     @property
     def auth_type(self) -> str:

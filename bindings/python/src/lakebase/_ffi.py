@@ -21,7 +21,7 @@ _BUF = ctypes.c_char_p  # also accepts a ctypes char array or None
 ABI_MAJOR = 0
 
 # Functions of the form f(client, buf, buf_len, out_len).
-_STRING_GETTERS = ("get_password", "identity", "auth_type", "refresh_error")
+_STRING_GETTERS = ("get_password", "identity", "postgres_role", "postgres_host", "auth_type", "refresh_error")
 
 _lock = threading.Lock()
 _lib: Optional[ctypes.CDLL] = None
@@ -61,6 +61,12 @@ def _declare(lib: ctypes.CDLL) -> None:
         f.restype = ctypes.c_int
     lib.lakebase_client_refresh.argtypes = [_P]
     lib.lakebase_client_refresh.restype = ctypes.c_int
+    lib.lakebase_client_refresh_rejected.argtypes = [_P, ctypes.c_char_p]
+    lib.lakebase_client_refresh_rejected.restype = ctypes.c_int
+    lib.lakebase_connect_retry_delay.argtypes = [
+        ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_int64, ctypes.c_char_p,
+        ctypes.POINTER(ctypes.c_int64)]
+    lib.lakebase_connect_retry_delay.restype = ctypes.c_int
     lib.lakebase_client_token_expiry.argtypes = [_P, ctypes.POINTER(ctypes.c_int64)]
     lib.lakebase_client_token_expiry.restype = ctypes.c_int
     lib.lakebase_last_error.argtypes = [_BUF, _SZ]
@@ -125,6 +131,21 @@ def result_name(code: int) -> str:
 def check(code: int) -> None:
     if code != OK:
         raise error_for(code, result_name(code), last_error())
+
+
+def connect_retry_delay(sqlstate: Optional[str], message: Optional[str], password_asked: bool,
+                        failed_attempts: int, elapsed_ms: int, connect_timeout: Optional[str]) -> Optional[int]:
+    """``lakebase_connect_retry_delay``: milliseconds to wait before repeating a failed connect, or
+    ``None`` to give up (the library's policy for endpoints waking from scale-to-zero)."""
+    out = ctypes.c_int64(-1)
+
+    def enc(s: Optional[str]) -> Optional[bytes]:
+        return None if s is None else s.encode("utf-8", "replace")
+
+    check(lib().lakebase_connect_retry_delay(enc(sqlstate), enc(message), 1 if password_asked else 0,
+                                             max(1, failed_attempts), max(0, elapsed_ms), enc(connect_timeout),
+                                             ctypes.byref(out)))
+    return None if out.value < 0 else out.value
 
 
 # A first guess that fits a Lakebase token (~1 KB) so a cache hit is one call; longer values are

@@ -5,16 +5,20 @@
     pool = lakebase.psycopg.pool("host=... dbname=databricks_postgres", client=client, min_size=1)
 
 or, with your own pool arguments, ``ConnectionPool(conninfo, connection_class=lakebase.psycopg.connection_class(client))``.
+
+Connections open like the library's own libpq connects: a login turned down after the password was
+sent (``OperationalError.pgconn.used_password``) is retried once with a newly minted password, and
+an endpoint waking from scale-to-zero is retried with backoff (see :class:`lakebase._params.Reconnect`).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Type, TypeVar
+from typing import Any, Dict, Optional, Type, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from . import _params
 from ._client import Client
-from ._params import inject
 
 __all__ = ["connect", "connection_class", "connect_kwargs", "pool"]
 
@@ -23,32 +27,57 @@ C = TypeVar("C", bound="psycopg.Connection[Any]")
 
 def connect_kwargs(conninfo: str = "", *, client: Optional[Client] = None, **kwargs: Any) -> "dict[str, Any]":
     """``kwargs`` for ``psycopg.connect(conninfo, **kwargs)`` with a fresh password (and the client's
-    identity as user, ``sslmode=require``, unless given). Call it once per connection."""
-    return inject(client, conninfo_to_dict(conninfo) if conninfo else {}, kwargs)
+    Postgres role as user, ``sslmode=verify-full`` with the system CA bundle, unless given). Call it
+    once per connection. Unlike :func:`connect`, a ``psycopg.connect`` with them does not retry."""
+    return _params.inject(client, conninfo_to_dict(conninfo) if conninfo else {}, kwargs)
 
 
 def connection_class(client: Optional[Client] = None, base: "Optional[Type[C]]" = None) -> "Type[C]":
-    """A ``psycopg.Connection`` subclass whose ``connect()`` fetches the password from ``client``
-    (default: the default client). Pass it as ``connection_class=`` to ``psycopg_pool.ConnectionPool``:
-    the pool calls ``connect()`` for every new physical connection, so connections opened after the
+    """A ``psycopg.Connection`` (or, with ``base=psycopg.AsyncConnection``, async) subclass whose
+    ``connect()`` fetches the password from ``client`` (default: the default client) and retries as
+    :func:`connect` does. Pass it as ``connection_class=`` to ``psycopg_pool.ConnectionPool``: the
+    pool calls ``connect()`` for every new physical connection, so connections opened after the
     first token expired get a new one."""
     b: Any = base if base is not None else psycopg.Connection
+    errors = (psycopg.OperationalError,)
 
-    class LakebaseConnection(b):  # type: ignore[misc]
-        lakebase_client = client
+    if issubclass(b, psycopg.AsyncConnection):
+        class LakebaseAsyncConnection(b):  # type: ignore[misc]
+            lakebase_client = client
 
-        @classmethod
-        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
-            kwargs = connect_kwargs(conninfo, client=cls.lakebase_client, **kwargs)
-            return super().connect(conninfo, **kwargs)
+            @classmethod
+            async def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+                parent = super(LakebaseAsyncConnection, cls)
+                given = conninfo_to_dict(conninfo) if conninfo else {}
 
-    LakebaseConnection.__qualname__ = LakebaseConnection.__name__ = "Lakebase" + b.__name__
-    return LakebaseConnection
+                async def open_(params: Dict[str, Any]) -> Any:
+                    return await parent.connect(conninfo, **params)
+
+                return await _params.connect_async(cls.lakebase_client, given, kwargs, open_, errors)
+
+        cls: Any = LakebaseAsyncConnection
+    else:
+        class LakebaseConnection(b):  # type: ignore[misc]
+            lakebase_client = client
+
+            @classmethod
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+                parent = super(LakebaseConnection, cls)
+                given = conninfo_to_dict(conninfo) if conninfo else {}
+                return _params.connect(cls.lakebase_client, given, kwargs,
+                                       lambda params: parent.connect(conninfo, **params), errors)
+
+        cls = LakebaseConnection
+    cls.__qualname__ = cls.__name__ = "Lakebase" + b.__name__
+    return cls  # type: ignore[no-any-return]
 
 
 def connect(conninfo: str = "", *, client: Optional[Client] = None, **kwargs: Any) -> "psycopg.Connection[Any]":
-    """``psycopg.connect()`` with the Lakebase password (see :func:`connect_kwargs`)."""
-    return psycopg.Connection.connect(conninfo, **connect_kwargs(conninfo, client=client, **kwargs))
+    """``psycopg.connect()`` with the Lakebase password (see :func:`connect_kwargs`), retried once
+    after a rejected cached token and while the endpoint wakes from scale-to-zero."""
+    given = conninfo_to_dict(conninfo) if conninfo else {}
+    return _params.connect(client, given, kwargs, lambda params: psycopg.Connection.connect(conninfo, **params),
+                           (psycopg.OperationalError,))
 
 
 def pool(conninfo: str = "", *, client: Optional[Client] = None, **pool_kwargs: Any) -> Any:

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "openssl"
 require_relative "native"
 
 module Lakebase
@@ -78,10 +79,24 @@ module Lakebase
       Native.get_string { |buf, len, out| Native.lakebase_client_get_password(p, buf, len, out) }
     end
 
-    # Discard the cached token and mint a new one now (e.g. after a login failed with 28P01).
+    # Discard the cached token and mint a new one now. After a rejected login prefer
+    # #refresh_rejected, which mints once however many connections report it.
     def refresh
       Native.check(Native.lakebase_client_refresh(handle))
       nil
+    end
+
+    # The server turned down a login with +rejected+ (a password this client handed out): mint a
+    # new one if it is still the cached password (N concurrent reports cause one mint). Returns
+    # whether the client's password is now another one, i.e. worth one more login.
+    def refresh_rejected(rejected)
+      cstr = FFI::MemoryPointer.from_string(rejected)
+      begin
+        Native.check(Native.lakebase_client_refresh_rejected(handle, cstr))
+      ensure
+        cstr.clear
+      end
+      !OpenSSL.secure_compare(password, rejected)
     end
 
     # Expiry of the cached token in Unix seconds, or nil when none is cached. No network I/O.
@@ -103,6 +118,19 @@ module Lakebase
     def identity
       p = handle
       Native.get_string(256) { |buf, len, out| Native.lakebase_client_identity(p, buf, len, out) }
+    end
+
+    # The Postgres role to log in as: the group's role when the client acts for a group
+    # (group_name / group_id), else #identity. Lakebase::PG uses it as the default user. Cached.
+    def postgres_role
+      p = handle
+      Native.get_string(256) { |buf, len, out| Native.lakebase_client_postgres_role(p, buf, len, out) }
+    end
+
+    # The Postgres host of the configured instance (read_write_dns) or endpoint. Cached.
+    def postgres_host
+      p = handle
+      Native.get_string(256) { |buf, len, out| Native.lakebase_client_postgres_host(p, buf, len, out) }
     end
 
     # The auth method in use: "pat", "oauth-m2m", ... No network I/O.

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "etc"
 require "ffi"
 require_relative "errors"
 
@@ -14,11 +15,16 @@ module Lakebase
     INSUFFICIENT_SIZE = 2
     ABI_MAJOR = 0
 
+    # The copy a platform gem brings (lib/lakebase/native/<os>-<machine>/, e.g. linux-x86_64).
+    BUNDLED = File.join(__dir__, "native", "#{Etc.uname[:sysname].downcase}-#{Etc.uname[:machine]}", "liblakebase.so.0")
+
+    # Where to look, in order: $LAKEBASE_LIBRARY (a path; when set, nothing else is tried), the
+    # bundled copy, the system loader (liblakebase.so.0: ld.so.cache, LD_LIBRARY_PATH).
     CANDIDATES =
       if ENV["LAKEBASE_LIBRARY"] && !ENV["LAKEBASE_LIBRARY"].empty?
         [ENV["LAKEBASE_LIBRARY"]]
       else
-        ["liblakebase.so.0", "lakebase"]
+        [*(File.exist?(BUNDLED) ? [BUNDLED] : []), "liblakebase.so.0", "lakebase"]
       end
 
     load_errors = []
@@ -41,8 +47,12 @@ module Lakebase
     attach_function :lakebase_default_client, [:pointer], :int
     attach_function :lakebase_client_get_password, %i[pointer pointer size_t pointer], :int, blocking: true
     attach_function :lakebase_client_refresh, [:pointer], :int, blocking: true
+    attach_function :lakebase_client_refresh_rejected, %i[pointer pointer], :int, blocking: true
     attach_function :lakebase_client_token_expiry, %i[pointer pointer], :int
     attach_function :lakebase_client_identity, %i[pointer pointer size_t pointer], :int, blocking: true
+    attach_function :lakebase_client_postgres_role, %i[pointer pointer size_t pointer], :int, blocking: true
+    attach_function :lakebase_client_postgres_host, %i[pointer pointer size_t pointer], :int, blocking: true
+    attach_function :lakebase_connect_retry_delay, %i[string string int uint32 int64 string pointer], :int
     attach_function :lakebase_client_auth_type, %i[pointer pointer size_t pointer], :int
     attach_function :lakebase_client_refresh_error, %i[pointer pointer size_t pointer], :int
     attach_function :lakebase_last_error, %i[pointer size_t], :size_t
@@ -72,6 +82,17 @@ module Lakebase
 
       klass = ERRORS_BY_CODE.fetch(result, InternalError)
       raise klass.new(last_error, code: result, code_name: lakebase_result_name(result))
+    end
+
+    # lakebase_connect_retry_delay: milliseconds to wait before repeating a failed connect, or nil to
+    # give up (the library's policy for endpoints waking from scale-to-zero; budget
+    # LAKEBASE_CONNECT_RETRY, else connect_timeout, else 10 s).
+    def connect_retry_delay(sqlstate, message, password_asked, failed_attempts, elapsed_ms, connect_timeout)
+      out = FFI::MemoryPointer.new(:int64)
+      check(lakebase_connect_retry_delay(sqlstate, message&.b&.delete("\0"), password_asked ? 1 : 0,
+                                         [failed_attempts, 1].max, [elapsed_ms, 0].max, connect_timeout&.to_s, out))
+      v = out.read(:int64)
+      v.negative? ? nil : v
     end
 
     # Copy a (buf, buf_len, out_len) value: sized with the INSUFFICIENT_SIZE protocol, copied into a
