@@ -5,7 +5,10 @@
  *   pqconnect <api> <conninfo> [connections]
  *
  * api: connectdb | params | setdblogin | start (PQconnectStart + PQconnectPoll) | ping |
- *      lakebase_connectdb | lakebase_params | lakebase_start | lakebase_ping
+ *      lakebase_connectdb | lakebase_params | lakebase_start | lakebase_ping |
+ *      dbname2 (PQconnectdbParams({"dbname", "dbname"}, {"", conninfo}, 1): libpq expands only
+ *      the first non-NULL dbname, so the conninfo is a plain database name) |
+ *      long (PQconnectdbParams with 1500 application_name entries before dbname=conninfo)
  * Before every connection after the first it reads one line from stdin (so a test can change the
  * world in between). Prints "ok <current_user> ssl=<on|off>" or "fail <message>" per connection.
  */
@@ -40,6 +43,23 @@ static PGconn *open_conn(const char *api, const char *conninfo) {
         return PQsetdbLogin(NULL, NULL, NULL, NULL, conninfo, NULL, NULL);
     if (!strcmp(api, "start"))
         return poll_until_done(PQconnectStart(conninfo));
+    if (!strcmp(api, "dbname2")) {
+        const char *k2[] = {"dbname", "dbname", NULL};
+        const char *v2[] = {"", conninfo, NULL};
+        return PQconnectdbParams(k2, v2, 1);
+    }
+    if (!strcmp(api, "long")) {
+        enum { N = 1500 };
+        static const char *kl[N + 2], *vl[N + 2];
+        for (int i = 0; i < N; i++) {
+            kl[i] = "application_name";
+            vl[i] = "pqconnect-long";
+        }
+        kl[N] = "dbname";
+        vl[N] = conninfo;
+        kl[N + 1] = vl[N + 1] = NULL;
+        return PQconnectdbParams(kl, vl, 1);
+    }
     if (!strcmp(api, "lakebase_connectdb"))
         return lakebase_PQconnectdb(conninfo);
     if (!strcmp(api, "lakebase_params"))

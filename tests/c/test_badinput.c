@@ -30,6 +30,9 @@ static bool test_every_function_with_nulls(void) {
     CHECK(lakebase_client_get_password(NULL, NULL, 0, NULL) == LAKEBASE_INVALID_ARGUMENT);
     CHECK(lakebase_client_get_password(NULL, NULL, SIZE_MAX, &len) == LAKEBASE_INVALID_ARGUMENT);
     CHECK(lakebase_client_refresh(NULL) == LAKEBASE_INVALID_ARGUMENT);
+    CHECK(lakebase_client_refresh_rejected(NULL, "x") == LAKEBASE_INVALID_ARGUMENT);
+    CHECK(lakebase_client_refresh_rejected(NULL, NULL) == LAKEBASE_INVALID_ARGUMENT);
+    CHECK(lakebase_connect_retry_delay(NULL, NULL, 0, 1, 0, NULL, NULL) == LAKEBASE_INVALID_ARGUMENT);
     CHECK(lakebase_client_token_expiry(NULL, NULL) == LAKEBASE_INVALID_ARGUMENT);
     CHECK(lakebase_client_token_expiry(NULL, &exp) == LAKEBASE_INVALID_ARGUMENT);
     CHECK(lakebase_client_identity(NULL, NULL, 0, NULL) == LAKEBASE_INVALID_ARGUMENT);

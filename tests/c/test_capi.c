@@ -26,6 +26,8 @@ static bool test_result_names(void) {
     CHECK(strcmp(lakebase_result_name(LAKEBASE_OK), "LAKEBASE_OK") == 0);
     CHECK(strcmp(lakebase_result_name(LAKEBASE_INSUFFICIENT_SIZE), "LAKEBASE_INSUFFICIENT_SIZE") == 0);
     CHECK(strcmp(lakebase_result_name(LAKEBASE_INTERNAL_ERROR), "LAKEBASE_INTERNAL_ERROR") == 0);
+    CHECK(strcmp(lakebase_result_name(LAKEBASE_WOULD_BLOCK), "LAKEBASE_WOULD_BLOCK") == 0);
+    CHECK(LAKEBASE_WOULD_BLOCK == 8);
     CHECK(strcmp(lakebase_result_name(9999), "LAKEBASE_UNKNOWN_RESULT") == 0);
     CHECK(strcmp(lakebase_result_name(-1), "LAKEBASE_UNKNOWN_RESULT") == 0);
     CHECK(LAKEBASE_OK == 0);
@@ -243,6 +245,27 @@ done:
     return passed;
 }
 
+static bool test_connect_retry_delay(void) {
+    bool passed = true;
+    int64_t d = 12345;
+    unsetenv("LAKEBASE_CONNECT_RETRY");
+    /* A waking endpoint: refused, then starting up, retried with a growing delay inside 10 s. */
+    CHECK(lakebase_connect_retry_delay(NULL, "connection refused", 0, 1, 0, NULL, &d) == LAKEBASE_OK && d >= 250 && d < 400);
+    CHECK(lakebase_connect_retry_delay("57P03", "the database system is starting up", 0, 3, 1000, NULL, &d) == LAKEBASE_OK && d >= 1000);
+    /* Never after authentication, nor on "does not exist", nor once the budget is spent. */
+    CHECK(lakebase_connect_retry_delay("28P01", "password authentication failed", 0, 1, 0, NULL, &d) == LAKEBASE_OK && d == -1);
+    CHECK(lakebase_connect_retry_delay(NULL, "connection refused", 1, 1, 0, NULL, &d) == LAKEBASE_OK && d == -1);
+    CHECK(lakebase_connect_retry_delay("3D000", "database \"x\" does not exist", 0, 1, 0, NULL, &d) == LAKEBASE_OK && d == -1);
+    CHECK(lakebase_connect_retry_delay(NULL, "connection refused", 0, 9, 9990, NULL, &d) == LAKEBASE_OK && d == -1);
+    /* connect_timeout is the budget; LAKEBASE_CONNECT_RETRY=0 turns retries off. */
+    CHECK(lakebase_connect_retry_delay(NULL, "timeout expired", 0, 9, 9990, "30", &d) == LAKEBASE_OK && d > 0);
+    setenv("LAKEBASE_CONNECT_RETRY", "0", 1);
+    CHECK(lakebase_connect_retry_delay(NULL, "connection refused", 0, 1, 0, NULL, &d) == LAKEBASE_OK && d == -1);
+    unsetenv("LAKEBASE_CONNECT_RETRY");
+done:
+    return passed;
+}
+
 int main(void) {
     /* These cases must not depend on the caller's Databricks configuration. */
     unsetenv("DATABRICKS_HOST");
@@ -271,6 +294,7 @@ int main(void) {
         {"unknown_auth_type", test_unknown_auth_type},
         {"nothing_configured", test_nothing_configured},
         {"default_client_free_is_noop", test_default_client_free_is_noop},
+        {"connect_retry_delay", test_connect_retry_delay},
     };
     return run_tests(tests, (int)(sizeof tests / sizeof tests[0]));
 }

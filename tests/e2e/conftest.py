@@ -15,13 +15,25 @@ from rig import Rig  # noqa: E402
 BUILD = os.path.join(ROOT, "build")
 LIBDIR = os.path.join(ROOT, "target", "release")
 
-# Variables a scenario must not inherit from the machine running the tests.
-SCRUB = ("DATABRICKS_", "LAKEBASE_", "ARM_", "PG", "GOOGLE_", "ACTIONS_ID_TOKEN")
+# Variables a scenario must not inherit from the machine running the tests. XDG_*: the shared
+# cache lives under the scenario's own HOME (a fake reset forgets tokens another test cached).
+SCRUB = ("DATABRICKS_", "LAKEBASE_", "ARM_", "PG", "GOOGLE_", "ACTIONS_ID_TOKEN", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME")
 
 
 @pytest.fixture(scope="session")
 def rig():
     r = Rig().start()
+    # A reset in the middle of a test makes the fake forget every token: what the test's processes
+    # cached on disk is then a world that no longer exists. Each reset starts a new cache
+    # directory (base_env), as a new machine would.
+    reset = r.fake.reset
+
+    def reset_and_forget(*a, **kw):
+        r.fake_generation += 1
+        return reset(*a, **kw)
+
+    r.fake_generation = 0
+    r.fake.reset = reset_and_forget
     try:
         yield r
     finally:
@@ -31,6 +43,7 @@ def rig():
 @pytest.fixture(autouse=True)
 def fresh_fake(rig):
     rig.fake.reset()
+    rig.fake_generation = 0
     yield
 
 
@@ -47,6 +60,8 @@ def base_env(rig, tmp_path, **extra):
         "PGDATABASE": e["PGDATABASE"],
         "PYTHONPATH": HERE,
     })
+    if getattr(rig, "fake_generation", 0):
+        env["LAKEBASE_CACHE_DIR"] = str(home / ".cache" / ("lakebase-after-reset-%d" % rig.fake_generation))
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -11,8 +11,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIB_PATH = os.environ.get("LAKEBASE_LIBRARY") or os.path.join(ROOT, "target", "release", "liblakebase.so")
 
-OK, INVALID_ARGUMENT, INSUFFICIENT_SIZE, CONFIG, AUTH, API, NETWORK, INTERNAL = range(8)
-NAMES = ["OK", "INVALID_ARGUMENT", "INSUFFICIENT_SIZE", "CONFIG", "AUTH", "API", "NETWORK", "INTERNAL"]
 
 _c = ctypes.c_char_p
 _sz = ctypes.c_size_t
@@ -29,12 +27,14 @@ def load(path=LIB_PATH):
     lib.lakebase_client_free.restype = None
     lib.lakebase_default_client.argtypes = [ctypes.POINTER(_P)]
     lib.lakebase_default_client.restype = ctypes.c_int
-    for name in ("get_password", "identity", "auth_type", "refresh_error"):
+    for name in ("get_password", "try_get_password", "identity", "postgres_role", "auth_type", "refresh_error"):
         f = getattr(lib, "lakebase_client_" + name)
         f.argtypes = [_P, _c, _sz, ctypes.POINTER(_sz)]
         f.restype = ctypes.c_int
     lib.lakebase_client_refresh.argtypes = [_P]
     lib.lakebase_client_refresh.restype = ctypes.c_int
+    lib.lakebase_client_refresh_rejected.argtypes = [_P, _c]
+    lib.lakebase_client_refresh_rejected.restype = ctypes.c_int
     lib.lakebase_client_token_expiry.argtypes = [_P, ctypes.POINTER(ctypes.c_int64)]
     lib.lakebase_client_token_expiry.restype = ctypes.c_int
     lib.lakebase_last_error.argtypes = [_c, _sz]
@@ -46,9 +46,28 @@ def load(path=LIB_PATH):
 LIB = load()
 
 
+def _result_codes():
+    """The result codes, read from the library itself (lakebase_result_name): their one source."""
+    LIB.lakebase_result_name.argtypes = [ctypes.c_int]
+    LIB.lakebase_result_name.restype = _c
+    codes = {}
+    for value in range(64):
+        name = LIB.lakebase_result_name(value).decode()
+        if name != "LAKEBASE_UNKNOWN_RESULT":
+            codes[name[len("LAKEBASE_"):].replace("_ERROR", "")] = value
+    return codes
+
+
+CODES = _result_codes()
+OK, INVALID_ARGUMENT, INSUFFICIENT_SIZE = CODES["OK"], CODES["INVALID_ARGUMENT"], CODES["INSUFFICIENT_SIZE"]
+CONFIG, AUTH, API, NETWORK, INTERNAL = CODES["CONFIG"], CODES["AUTH"], CODES["API"], CODES["NETWORK"], CODES["INTERNAL"]
+WOULD_BLOCK = CODES["WOULD_BLOCK"]
+NAMES = {v: k for k, v in CODES.items()}
+
+
 class LakebaseError(Exception):
     def __init__(self, code, message):
-        Exception.__init__(self, "%s: %s" % (NAMES[code] if 0 <= code < len(NAMES) else code, message))
+        Exception.__init__(self, "%s: %s" % (NAMES.get(code, code), message))
         self.code = code
         self.message = message
 
@@ -91,8 +110,22 @@ class Client(object):
     def password(self):
         return _string(LIB.lakebase_client_get_password, self.h)
 
+    def try_password(self):
+        """The non-blocking read: the password, or None (LAKEBASE_WOULD_BLOCK)."""
+        buf = ctypes.create_string_buffer(4096)
+        n = _sz(0)
+        r = LIB.lakebase_client_try_get_password(self.h, buf, 4096, ctypes.byref(n))
+        if r == WOULD_BLOCK:
+            return None
+        if r != OK:
+            raise LakebaseError(r, last_error())
+        return buf.value.decode()
+
     def identity(self):
         return _string(LIB.lakebase_client_identity, self.h)
+
+    def postgres_role(self):
+        return _string(LIB.lakebase_client_postgres_role, self.h)
 
     def auth_type(self):
         return _string(LIB.lakebase_client_auth_type, self.h)
@@ -102,6 +135,11 @@ class Client(object):
 
     def refresh(self):
         r = LIB.lakebase_client_refresh(self.h)
+        if r != OK:
+            raise LakebaseError(r, last_error())
+
+    def refresh_rejected(self, password):
+        r = LIB.lakebase_client_refresh_rejected(self.h, password.encode())
         if r != OK:
             raise LakebaseError(r, last_error())
 

@@ -135,10 +135,19 @@ def test_databricks_cli_profile_old_version_and_cli_path(rig, tmp_path):
 
 def test_databricks_cli_legacy_and_not_logged_in(rig, tmp_path):
     e = rig.env()
-    small = bin_dir(tmp_path, "databricks", pad=False)
-    env = env_for(rig, tmp_path, [small], DATABRICKS_HOST=e["DATABRICKS_HOST"], FAKE_DATABRICKS_CLI_USER=e["RIG_USER"])
+    # SDK 0.167's rule: a small `databricks` is rejected only when it is the old Python CLI...
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "databricks").write_text("#!/usr/bin/python3\n# -*- coding: utf-8 -*-\nimport sys\n"
+                                       "from databricks_cli.cli import cli\nsys.exit(cli())\n")
+    os.chmod(legacy / "databricks", 0o755)
+    env = env_for(rig, tmp_path, [str(legacy)], DATABRICKS_HOST=e["DATABRICKS_HOST"], FAKE_DATABRICKS_CLI_USER=e["RIG_USER"])
     code, msg = failure(env)
     assert code == "CONFIG" and "is the legacy Databricks CLI" in msg, msg
+    # ...while a small wrapper or shim (here the unpadded fake) is accepted, also behind the legacy one on PATH.
+    small = bin_dir(tmp_path, "databricks", pad=False)
+    env = env_for(rig, tmp_path, [str(legacy), small], DATABRICKS_HOST=e["DATABRICKS_HOST"], FAKE_DATABRICKS_CLI_USER=e["RIG_USER"])
+    login(rig, env, "databricks-cli", e["RIG_USER"])
 
     big = tmp_path / "big"
     big.mkdir()
@@ -360,3 +369,125 @@ def test_empty_environment_says_what_to_set(rig, tmp_path):
         assert name + " (" in msg, (name, msg)
     assert msg.endswith("Config: host=%s, instance=%s. Env: DATABRICKS_HOST, LAKEBASE_INSTANCE" % (
         e["DATABRICKS_HOST"], e["RIG_INSTANCE"])), msg
+
+
+# --- SDK 0.167: group roles, azure-devops-oidc, model-serving, external-browser ----------------
+
+ROLE_SCENARIO = """
+    try:
+        c = Client(%r)
+        emit({"pw": c.password(), "auth": c.auth_type(), "identity": c.identity(), "role": c.postgres_role()})
+    except LakebaseError as e:
+        emit({"code": NAMES[e.code], "error": e.message})
+"""
+
+
+def group_login(rig, env, want_auth, want_identity, options=""):
+    """Resolve, mint, and log in to PostgreSQL as the group's role (the default group)."""
+    g = rig.fake.default_group
+    out, _ = run_py(ROLE_SCENARIO % options, env)
+    assert "error" not in out, out
+    assert (out["auth"], out["identity"], out["role"]) == (want_auth, want_identity, g["display_name"])
+    p = psql(rig, g["display_name"], out["pw"])
+    assert p.returncode == 0 and p.stdout.strip() == g["display_name"], p.stderr
+    assert psql(rig, want_identity, out["pw"]).returncode != 0, "the token is the group's, not the caller's"
+    return out
+
+
+def token_requests(rig):
+    return [r for r in rig.fake.request_log if r["path"].endswith("/v1/token")]
+
+
+def test_group_id_m2m_logs_in_as_the_group_role(rig, tmp_path):
+    e = rig.env()
+    env = env_for(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_CLIENT_ID=e["RIG_SP_CLIENT_ID"],
+                  DATABRICKS_CLIENT_SECRET=e["RIG_SP_CLIENT_SECRET"], DATABRICKS_GROUP_ID=e["RIG_GROUP_ID"])
+    group_login(rig, env, "oauth-m2m", e["RIG_SP_USER"])
+    (tok,) = token_requests(rig)
+    assert tok["body"]["assume_group"] == e["RIG_GROUP_ID"] and tok["body"]["grant_type"] == "client_credentials"
+    # Autoscaling too, and the role comes from SCIM /Groups once.
+    env["LAKEBASE_ENDPOINT"] = e["RIG_ENDPOINT"]
+    del env["LAKEBASE_INSTANCE"]
+    group_login(rig, env, "oauth-m2m", e["RIG_SP_USER"])
+    assert rig.fake.stats()["requests"]["GET /api/2.0/preview/scim/v2/Groups/%s" % e["RIG_GROUP_ID"]] == 2
+
+
+def test_group_id_env_oidc_logs_in_as_the_group_role(rig, tmp_path):
+    e = rig.env()
+    jwt = fake_cloud.make_jwt({"iss": "https://idp.example.com", "sub": "group-job", "aud": "databricks", "exp": 4102444800})
+    federate(rig, issuer="https://idp.example.com", subject="group-job", user=e["RIG_USER"])
+    env = env_for(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_OIDC_TOKEN=jwt,
+                  DATABRICKS_GROUP_ID=e["RIG_GROUP_ID"])
+    group_login(rig, env, "env-oidc", e["RIG_USER"])
+    (tok,) = token_requests(rig)
+    assert tok["body"]["assume_group"] == e["RIG_GROUP_ID"]
+    assert tok["body"]["grant_type"] == "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+def test_group_name_autoscaling_with_a_pat(rig, tmp_path):
+    e = rig.env()
+    g = rig.fake.default_group
+    env = env_for(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_TOKEN=e["RIG_PAT"],
+                  LAKEBASE_ENDPOINT=e["RIG_ENDPOINT"], LAKEBASE_GROUP_NAME=g["display_name"])
+    del env["LAKEBASE_INSTANCE"]
+    group_login(rig, env, "pat", e["RIG_USER"])
+    (req,) = [r for r in rig.fake.request_log if r["path"] == "/api/2.0/postgres/credentials"]
+    assert req["body"] == {"endpoint": e["RIG_ENDPOINT"], "group_name": g["display_name"]}
+    # With a Provisioned instance: a configuration error before anything is sent.
+    env = env_for(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_TOKEN=e["RIG_PAT"],
+                  LAKEBASE_GROUP_NAME=g["display_name"])
+    code, msg = failure(env)
+    assert code == "CONFIG" and "group_name is set, but instance" in msg, msg
+
+
+def test_group_id_is_refused_by_methods_that_cannot_assume_a_group(rig, tmp_path):
+    e = rig.env()
+    env = env_for(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_TOKEN=e["RIG_PAT"],
+                  DATABRICKS_GROUP_ID=e["RIG_GROUP_ID"])
+    code, msg = failure(env)  # the chain: pat steps aside, nothing else is configured
+    assert code == "CONFIG" and "pat (group_id is set and this method cannot assume a group" in msg, msg
+    assert e["RIG_PAT"] not in msg
+    env["DATABRICKS_AUTH_TYPE"] = "pat"
+    code, msg = failure(env)  # named: the SDK's message
+    assert code == "CONFIG", msg
+    assert msg.startswith('pat auth: auth type "pat" does not support group role assumption. Use Databricks OAuth authentication'), msg
+    assert rig.fake.stats()["requests"] == {}, "nothing was sent"
+
+
+def test_azure_devops_oidc_login(rig, tmp_path, cloud):
+    e = rig.env()
+    federate(rig, **cloud.ado_policy(e["RIG_SP_USER"], client_id=e["RIG_SP_CLIENT_ID"]))
+    env = env_for(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_CLIENT_ID=e["RIG_SP_CLIENT_ID"],
+                  **cloud.ado_env())
+    login(rig, env, "azure-devops-oidc", e["RIG_SP_USER"])
+    ado = [r for r in cloud.requests if r["path"].startswith("/ado/")]
+    assert len(ado) == 1 and ado[0]["method"] == "POST" and ado[0]["query"] == "api-version=7.2-preview.1"
+    (ex,) = token_requests(rig)
+    assert ex["body"]["grant_type"] == "urn:ietf:params:oauth:grant-type:token-exchange"
+    assert ex["body"]["client_id"] == e["RIG_SP_CLIENT_ID"] and "client_secret" not in ex["body"]
+    # A wrong pipeline token: an auth error naming the method, the token never shown.
+    env["SYSTEM_ACCESSTOKEN"] = "ado-wrong-" + "9" * 20
+    code, msg = failure(env)
+    assert code == "AUTH" and "Azure DevOps OIDC token request" in msg and "9" * 20 not in msg, msg
+
+
+def test_model_serving_login(rig, tmp_path, cloud):
+    e = rig.env()
+    creds = tmp_path / "serving-creds"
+    cloud.model_serving_rotate(creds, e["RIG_USER"])
+    env = env_for(rig, tmp_path, **cloud.model_serving_env(creds))  # no DATABRICKS_HOST: the serving host
+    out = login(rig, env, "model-serving", e["RIG_USER"])
+    assert out["pw"]
+    # Not in Model Serving: not configured.
+    env["IS_IN_DB_MODEL_SERVING_ENV"] = "false"
+    code, msg = failure(env)
+    assert code == "CONFIG" and "model-serving (needs Databricks Model Serving" in msg, msg
+
+
+def test_external_browser_points_to_the_cli_login(rig, tmp_path):
+    e = rig.env()
+    env = env_for(rig, tmp_path, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_AUTH_TYPE="external-browser")
+    code, msg = failure(env)
+    assert code == "CONFIG", msg
+    assert msg.startswith("external-browser auth: liblakebase cannot run an interactive browser login"), msg
+    assert "databricks auth login" in msg and "auth_type=databricks-cli" in msg

@@ -256,14 +256,32 @@ def test_doctor_all_ok_pat_instance(rig, tmp_path):
     assert rig.fake.stats()["checks"]["ok"] == 1  # a real login happened, checked by the server
 
 
-def test_doctor_all_ok_m2m_endpoint_without_ca_warns_about_verification(rig, tmp_path):
-    """sslmode=require does not verify: an unknown CA is a warning and the login still runs."""
+def test_doctor_sends_no_token_to_a_server_that_does_not_verify(rig, tmp_path):
+    """Without the CA of the server's certificate the doctor, like the library, does not send the
+    token: tls fails and the login is skipped. LAKEBASE_VERIFY_SERVER=0 (the library's opt-out)
+    makes it a warning and the login runs over unverified TLS, as plain sslmode=require does."""
     e = rig.env()
     p, c = doctor(rig, m2m_env(rig, tmp_path))
+    assert p.returncode == 1, p.stdout
+    assert c["tls"] == "fail" and "NOT verified" in p.stdout and "PGSSLROOTCERT" in p.stdout
+    assert c["login"] == "skip" and "no token was sent" in p.stdout
+    assert rig.fake.stats()["checks"]["ok"] + rig.fake.stats()["checks"]["failed"] == 0
+    p, c = doctor(rig, m2m_env(rig, tmp_path, LAKEBASE_VERIFY_SERVER="0"))
     assert p.returncode == 0, p.stdout
-    assert c["tls"] == "warn" and "NOT verified" in p.stdout and "continuing without verification" in p.stdout
+    assert c["tls"] == "warn" and "continuing without verification" in p.stdout
     assert c["login"] == "ok" and c["auth"] == "ok" and e["RIG_SP_USER"] in p.stdout
     assert "ACTIVE" in p.stdout
+
+
+def test_doctor_sends_no_token_to_a_host_that_is_not_the_databases(rig, tmp_path):
+    """127.0.0.1 reaches the same server and its certificate verifies, but it is not a host the
+    API reports for the instance (localhost): the token is not sent."""
+    e = rig.env()
+    p, c = doctor(rig, pat_env(rig, tmp_path, PGHOST="127.0.0.1", PGSSLROOTCERT=e["PGSSLROOTCERT"]))
+    assert p.returncode == 1, p.stdout
+    assert c["host"] == "warn" and c["tls"] == "ok" and c["login"] == "fail"
+    assert "127.0.0.1 is not a host of" in p.stdout and "the token is not sent to it" in p.stdout
+    assert rig.fake.stats()["checks"]["ok"] + rig.fake.stats()["checks"]["failed"] == 0
 
 
 def test_doctor_wrong_pat(rig, tmp_path):
@@ -277,7 +295,7 @@ def test_doctor_wrong_pat(rig, tmp_path):
 
 def test_doctor_role_does_not_match_the_identity(rig, tmp_path):
     e = rig.env()
-    p, c = doctor(rig, pat_env(rig, tmp_path, PGUSER=e["RIG_SP_USER"]))
+    p, c = doctor(rig, pat_env(rig, tmp_path, PGUSER=e["RIG_SP_USER"], PGSSLROOTCERT=e["PGSSLROOTCERT"]))
     assert p.returncode == 1, p.stdout
     assert c["user"] == "warn" and c["login"] == "fail" and c["password"] == "ok"
     assert "does not match the token's identity" in p.stdout
@@ -385,12 +403,12 @@ def test_doctor_server_without_tls(rig, tmp_path):
 def test_doctor_server_asking_for_md5(rig, tmp_path):
     srv = FakePostgres("md5", rig.pg.tls)
     try:
-        p, c = doctor(rig, pat_env(rig, tmp_path, PGPORT=srv.port))
+        p, c = doctor(rig, pat_env(rig, tmp_path, PGPORT=srv.port, PGSSLROOTCERT=rig.env()["PGSSLROOTCERT"]))
         srv.t.join(10)
     finally:
         srv.close()
     assert p.returncode == 1, p.stdout
-    assert c["tls"] == "warn" and c["login"] == "fail"
+    assert c["tls"] == "ok" and c["login"] == "fail"
     assert "MD5" in p.stdout and "cleartext password over TLS" in p.stdout
     assert not srv.got_password  # the token is not offered to a server that wants MD5
 
@@ -455,3 +473,52 @@ def test_exec_finds_the_library_in_an_installed_layout(rig, tmp_path):
     env["LAKEBASE_LIBRARY"] = str(tmp_path / "missing.so")
     p = lb(["exec", "env"], env)
     assert p.returncode == 2 and "LAKEBASE_LIBRARY" in p.stderr
+
+
+# --- doctor: SDK 0.167 parity (issue 12) -------------------------------------------------------
+
+def test_doctor_disabled_endpoint_does_not_wake(rig, tmp_path):
+    e = rig.env()
+    fake_post(rig, "/_fake/endpoints", {"name": e["RIG_ENDPOINT"], "disabled": True, "current_state": "IDLE"})
+    p, c = doctor(rig, pat_env(rig, tmp_path, target="endpoint"))
+    assert p.returncode == 1 and c["database"] == "fail", p.stdout
+    assert "disabled" in p.stdout and "does not wake on connect" in p.stdout
+
+
+def test_doctor_pending_state_and_pooled_host(rig, tmp_path):
+    e = rig.env()
+    fake_post(rig, "/_fake/endpoints", {"name": e["RIG_ENDPOINT"], "current_state": "IDLE", "pending_state": "ACTIVE",
+                                        "host": "127.0.0.1", "read_write_pooled_host": "localhost"})
+    p, c = doctor(rig, pat_env(rig, tmp_path, target="endpoint", PGHOST="localhost", PGSSLROOTCERT=e["RIG_CA_FILE"]))
+    assert c["database"] == "ok" and "IDLE (changing to ACTIVE)" in p.stdout and "already waking up" in p.stdout, p.stdout
+    assert "connection-pooler (PgBouncer) host" in p.stdout and "only on AWS" in p.stdout and "(127.0.0.1)" in p.stdout
+    assert c["login"] == "ok", p.stdout
+
+
+def test_doctor_explains_the_private_link_redirect(rig, tmp_path):
+    rig.fake.update_settings({"private_link_redirect": True})
+    p, c = doctor(rig, pat_env(rig, tmp_path))
+    assert p.returncode == 1 and c["identity"] == "fail", p.stdout
+    assert "AWS PrivateLink enabled and is not accessible from the current network" in p.stdout
+    assert "private endpoint" in p.stdout and "retrying from here cannot succeed" in p.stdout
+    assert c["database"] == "skip" and c["password"] == "skip"
+    assert rig.fake.stats()["requests"].get(PROV, 0) == 0
+
+
+def test_doctor_logs_in_as_the_group_role(rig, tmp_path):
+    e = rig.env()
+    p, c = doctor(rig, m2m_env(rig, tmp_path, DATABRICKS_GROUP_ID=e["RIG_GROUP_ID"], PGSSLROOTCERT=e["RIG_CA_FILE"]))
+    assert p.returncode == 0, p.stdout
+    assert "acting for a group: the password logs in as the group's Postgres role \"%s\"" % e["RIG_GROUP_NAME"] in p.stdout
+    assert 'logged in as "%s"' % e["RIG_GROUP_NAME"] in p.stdout
+
+
+@pytest.mark.parametrize("kind", ["UNTRUSTED", "WRONG_HOST", "PLAINTEXT"])
+def test_doctor_never_sends_the_token_to_a_tls_impostor(rig, tmp_path, kind):
+    """A server on the database's host name whose certificate does not verify for it (self-signed;
+    the right CA but another name; no TLS): the doctor reports it and sends no token."""
+    e = rig.env()
+    p, c = doctor(rig, pat_env(rig, tmp_path, PGPORT=e["RIG_IMPOSTOR_%s_PORT" % kind], PGSSLROOTCERT=e["PGSSLROOTCERT"]))
+    assert p.returncode == 1 and c["tls"] == "fail" and c["login"] == "skip", p.stdout
+    status, got = rig.control("GET", "/_fake/impostors")
+    assert status == 200 and got["tokens_received"] == 0 and got["passwords_received"] == 0, got

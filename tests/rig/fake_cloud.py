@@ -9,7 +9,14 @@ One HTTP server answers, like the real services:
 | `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=R[&client_id=]` + `Metadata: true` | Azure IMDS (`http://169.254.169.254`): point `LAKEBASE_TEST_IMDS_URL` here |
 | `GET /metadata-service/<session>` + `X-Databricks-Metadata-Version: 1`, `X-Databricks-Host` | a Databricks metadata service: `DATABRICKS_METADATA_SERVICE_URL` |
 | `GET /github/idtoken?api-version=2.0&audience=A` + `Authorization: Bearer <request token>` | GitHub Actions ID tokens: `ACTIONS_ID_TOKEN_REQUEST_URL` / `_TOKEN` |
+| `POST /ado/<org>/<project id>/_apis/distributedtask/hubs/<host type>/plans/<plan id>/jobs/<job id>/oidctoken?api-version=7.2-preview.1` + `Authorization: Bearer $SYSTEM_ACCESSTOKEN` | Azure DevOps pipelines' OIDC token endpoint (`{"oidcToken": JWT}`; `ado_env()` gives the SYSTEM_* variables, `ado_policy(user)` the fake workspace federation policy that accepts it) |
 | `GET /_cloud/requests`, `POST /_cloud/reset` | request log (no Authorization values) / forget it |
+
+Model Serving: `write_model_serving_token(dir, token)` / `cloud.model_serving_rotate(dir, user)` write
+`<dir>/model-dependencies-oauth-token` as Databricks Model Serving mounts it
+(`{"OAUTH_TOKEN": [{"oauthTokenValue": <token>}]}`, read by the SDKs' model-serving method when
+IS_IN_DB_MODEL_SERVING_ENV=true and SERVING_CREDENTIALS_DIR=<dir>); `model_serving_env(dir)` gives
+those variables plus DATABRICKS_MODEL_SERVING_HOST_URL.
 
 Tokens for the workspace are minted by the fake workspace itself (`POST /_fake/mint_oauth`), so
 they work against its API exactly like its own OAuth tokens. Azure AD tokens for the Azure
@@ -25,20 +32,26 @@ Configuration (attributes of FakeCloud, change them directly from Python):
   msi                       {"default" or client_id: workspace user name}
   metadata_service          {"host": workspace URL expected in X-Databricks-Host, "user": name}
   github                    {"request_token": str, "subject": str, "repository": str}
+  ado                       {"access_token", "org", "org_id", "project_id", "plan_id", "job_id", "host_type",
+                             "subject"} (Azure DevOps)
 """
 import base64
 import json
 import os
+import re
 import secrets
 import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 AZURE_DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
 AZURE_TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+ADO_API_VERSION = "7.2-preview.1"
+MODEL_SERVING_TOKEN_FILE = "model-dependencies-oauth-token"
 MANAGEMENT_PREFIXES = ("https://management.core.windows.net/", "https://management.core.usgovcloudapi.net/",
                        "https://management.core.chinacloudapi.cn/")
 
@@ -80,6 +93,9 @@ class FakeCloud(object):
             self.github = {"request_token": "ghs_" + secrets.token_hex(16),
                            "subject": "repo:example/lakebase-app:ref:refs/heads/main",
                            "repository": "example/lakebase-app"}
+            self.ado = {"access_token": "ado" + secrets.token_hex(26), "org": "rig-org", "org_id": str(uuid.uuid4()),
+                        "project_id": str(uuid.uuid4()), "plan_id": str(uuid.uuid4()), "job_id": str(uuid.uuid4()),
+                        "host_type": "build", "subject": "sc://rig-org/lakebase-app/lakebase-databricks"}
             self.requests = []
 
     # --------------------------------------------------------------- lifecycle
@@ -105,11 +121,63 @@ class FakeCloud(object):
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
+    def ado_issuer(self):
+        return "https://vstoken.dev.azure.com/" + self.ado["org_id"]
+
+    def ado_env(self):
+        """The Azure Pipelines variables the SDKs' azure-devops-oidc method reads."""
+        a = self.ado
+        return {"SYSTEM_ACCESSTOKEN": a["access_token"],
+                "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI": "%s/ado/%s/" % (self.url, a["org"]),
+                "SYSTEM_TEAMPROJECTID": a["project_id"], "SYSTEM_PLANID": a["plan_id"],
+                "SYSTEM_JOBID": a["job_id"], "SYSTEM_HOSTTYPE": a["host_type"]}
+
+    def ado_policy(self, user, client_id=None):
+        """A fake workspace federation policy (POST /_fake/identities {"federation_policies": [...]})
+        that accepts this pipeline's OIDC token for `user`."""
+        pol = {"issuer": self.ado_issuer(), "subject": self.ado["subject"],
+               "audience": AZURE_TOKEN_EXCHANGE_AUDIENCE, "user": user}
+        if client_id:
+            pol["client_id"] = client_id
+        return pol
+
+    def ado_token(self):
+        now = int(time.time())
+        return make_jwt({"iss": self.ado_issuer(), "sub": self.ado["subject"], "aud": AZURE_TOKEN_EXCHANGE_AUDIENCE,
+                         "iat": now, "nbf": now, "exp": now + 600, "jti": secrets.token_hex(8)})
+
+    def model_serving_env(self, directory):
+        return {"IS_IN_DB_MODEL_SERVING_ENV": "true", "SERVING_CREDENTIALS_DIR": str(directory),
+                "DATABRICKS_MODEL_SERVING_HOST_URL": self.workspace_url}
+
+    def model_serving_rotate(self, directory, user, lifetime_seconds=None):
+        """Mint a workspace OAuth token for `user` and (re)write the Model Serving token file with it."""
+        body = {"user": user, "via": "model-serving"}
+        if lifetime_seconds is not None:
+            body["lifetime_seconds"] = lifetime_seconds
+        req = urllib.request.Request(self.workspace_url + "/_fake/mint_oauth", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            tok = json.loads(r.read())["access_token"]
+        write_model_serving_token(directory, tok)
+        return tok
+
     def github_token(self, audience, subject=None):
         now = int(time.time())
         return make_jwt({"iss": GITHUB_ISSUER, "sub": subject or self.github["subject"], "aud": audience,
                          "repository": self.github["repository"], "iat": now, "nbf": now, "exp": now + 300,
                          "jti": secrets.token_hex(8)})
+
+
+def write_model_serving_token(directory, token):
+    """Write <directory>/model-dependencies-oauth-token atomically, in the Model Serving format."""
+    os.makedirs(str(directory), exist_ok=True)
+    path = os.path.join(str(directory), MODEL_SERVING_TOKEN_FILE)
+    tmp = path + ".tmp.%d" % os.getpid()
+    with open(tmp, "w") as f:
+        json.dump({"OAUTH_TOKEN": [{"oauthTokenValue": token}]}, f)
+    os.replace(tmp, path)
+    return path
 
 
 def _make_handler(cloud):
@@ -168,6 +236,8 @@ def _make_handler(cloud):
                     return self._metadata_service()
                 if self.command == "GET" and u.path == "/github/idtoken":
                     return self._github(q)
+                if u.path.startswith("/ado/"):
+                    return self._ado(u.path, q)
             except urllib.error.HTTPError as e:
                 return self._send(500, {"error": "fake workspace said %s" % e})
             self._send(404, {"error": "not_found", "error_description": "no fake for %s %s" % (self.command, u.path)})
@@ -256,5 +326,24 @@ def _make_handler(cloud):
                 return self._send(401, {"message": "Bad credentials"})
             aud = q.get("audience") or "https://github.com/" + cloud.github["repository"].split("/")[0]
             self._send(200, {"count": 1, "value": cloud.github_token(aud)})
+
+        # ------------------------------------------------------- Azure DevOps
+        def _ado(self, path, q):
+            a = cloud.ado
+            # Python SDK: {collection_uri}{project}; Go SDK: {collection_uri}/{project} (a double slash)
+            want = "/ado/%s/%s/_apis/distributedtask/hubs/%s/plans/%s/jobs/%s/oidctoken" % (
+                a["org"], a["project_id"], a["host_type"], a["plan_id"], a["job_id"])
+            if re.sub("/+", "/", path) != want:
+                return self._send(404, {"message": "No pipeline job at %s" % path, "typeKey": "NotFoundException"})
+            if self.command != "POST":
+                return self._send(405, {"message": "The requested resource does not support http method '%s'."
+                                        % self.command})
+            if q.get("api-version") != ADO_API_VERSION:
+                return self._send(400, {"message": "The requested REST API version of %r is not supported."
+                                        % q.get("api-version"), "typeKey": "VssVersionNotSupportedException"})
+            if (self.headers.get("Authorization") or "") != "Bearer " + a["access_token"]:
+                return self._send(401, {"message": "TF400813: The user is not authorized to access this resource.",
+                                        "typeKey": "UnauthorizedRequestException"})
+            self._send(200, {"oidcToken": cloud.ado_token()})
 
     return Handler

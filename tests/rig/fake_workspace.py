@@ -81,7 +81,89 @@ DEFAULT_SETTINGS = {
     # GET /aad/auth redirects to https://login.microsoftonline.com/<this>/oauth2/authorize
     # (Azure tenant discovery); None answers 404 as a non-Azure workspace does.
     "azure_tenant_id": None,
+    # How the rig's PostgreSQL words a failed login (README "Rejection texts"): "pam" (PostgreSQL's
+    # own PAM text, 28000), "lakebase" (the Lakebase text that fits the reason), "decode",
+    # "password", "identity" (always that Lakebase text) or "custom" (pg_reject_text).
+    "pg_reject_mode": "pam",
+    # SQLSTATE of the Lakebase-style texts (None: 28P01).
+    "pg_reject_sqlstate": None,
+    # "custom" mode template; {role} = the login role, {identity} = the token's identity.
+    "pg_reject_text": None,
+    # {identity} when the token is not one the fake minted (None: the role).
+    "pg_reject_identity": None,
+    # POST /api/2.0/database/credentials without request_id answers 400 (the docs: "The request
+    # fails when it is omitted").
+    "require_request_id": True,
+    # Unified host: account-level OIDC in host metadata, and every /api/ call needs
+    # X-Databricks-Workspace-Id naming this workspace.
+    "unified_host": False,
+    # In unified mode, whether host metadata includes workspace_id.
+    "unified_metadata_workspace_id": True,
+    # Every workspace request answers 302 to /login.html?error=private-link-validation-error.
+    "private_link_redirect": False,
+    # GET /api/2.0/preview/scim/v2/Me with a group-assumed token: "caller" (the principal that
+    # authenticated) or "group" (a user-shaped view of the group).
+    "me_for_assumed_group": "caller",
+    # Hostile workspace (issue 13): error bodies echo the request (headers incl. Authorization,
+    # the body) as a misbehaving proxy would.
+    "hostile_echo": False,
+    # Mangle minted tokens on the wire (one of TOKEN_MANGLES); the fake still knows the clean one.
+    "lakebase_token_mangle": None,
+    "oauth_token_mangle": None,
+    # Send this JSON value verbatim as expiration_time / expire_time (e.g. "9999-12-31T23:59:59Z").
+    "lakebase_expiry_override": None,
+    # Send this JSON value verbatim as expires_in of /oidc/v1/token (e.g. 1e300).
+    "oauth_expires_in_override": None,
 }
+
+# Rejection texts of the real Lakebase service (reported in the field and in the docs).
+REJECT_DECODE = 'Failed to decode token for role "{role}"'
+REJECT_PASSWORD = 'password authentication failed for user "{role}"'
+REJECT_IDENTITY = ('A valid oauth token was supplied but the token\'s identity "{identity}" did not match '
+                   'the security label configured for role "{role}"')
+REJECT_MODES = ("pam", "lakebase", "decode", "password", "identity", "custom")
+
+# Ways to spoil a token on the wire (lakebase_token_mangle / oauth_token_mangle).
+TOKEN_MANGLES = {
+    "trailing_newline": lambda t: t + "\n",
+    "trailing_crlf": lambda t: t + "\r\n",
+    "leading_space": lambda t: " " + t,
+    "inner_space": lambda t: t[:40] + " " + t[40:],
+    "tab": lambda t: t[:40] + "\t" + t[40:],
+    "control_byte": lambda t: t[:40] + "\x01" + t[40:],
+    "nul": lambda t: t[:40] + "\x00" + t[40:],
+    "del_byte": lambda t: t[:40] + "\x7f" + t[40:],
+    "nonascii": lambda t: t[:40] + "\u00e9" + t[40:],
+    "bom": lambda t: "\ufeff" + t,
+    "ansi": lambda t: "\x1b[31m" + t + "\x1b[0m",
+    "empty": lambda t: "",
+}
+
+# Fault presets: {"preset": name} fills status and body (an explicit "status"/"body" wins).
+HOSTILE_MESSAGE = ("\x1b[31mred alert\x1b[0m \x1b]0;pwned title\x07\x1b]8;;https://evil.example/\x07link"
+                   "\x1b]8;;\x07\n2026-01-01T00:00:00Z INFO lakebase: forged log line\r\nend")
+FAULT_PRESETS = {
+    # Message-matched transient errors behind statuses that look final.
+    "request_limit_exceeded": (400, {"error_code": "REQUEST_LIMIT_EXCEEDED",
+                                     "message": "REQUEST_LIMIT_EXCEEDED: Your request was rejected due to a "
+                                                "rate limit. Please try again later."}),
+    "try_again_later": (400, {"error_code": "BAD_REQUEST",
+                              "message": "Please try again later or try a faster operation."}),
+    "rpc_token_bucket": (400, {"error_code": "BAD_REQUEST",
+                               "message": "RPC token bucket limit has been exceeded"}),
+    # A load balancer's HTML in front of the workspace / token endpoint.
+    "gateway_502": (502, "<html><head><title>502 Bad Gateway</title></head><body><center>"
+                         "<h1>502 Bad Gateway</h1></center></body></html>\n"),
+    "gateway_504": (504, "<html><head><title>504 Gateway Time-out</title></head><body><center>"
+                         "<h1>504 Gateway Time-out</h1></center></body></html>\n"),
+    # ANSI colour + OSC title/hyperlink escapes and newlines that forge a log line.
+    "hostile_message": (400, {"error_code": "BAD_REQUEST", "message": HOSTILE_MESSAGE}),
+}
+
+# Request-log redaction: these form/JSON fields and headers never appear in /_fake/requests.
+SECRET_FIELDS = ("client_secret", "subject_token", "client_assertion", "password", "refresh_token",
+                 "code_verifier", "token", "access_token")
+SECRET_HEADERS = ("authorization", "proxy-authorization", "x-databricks-azure-sp-management-token", "cookie")
 
 INSTANCE_DEFAULTS = {
     "state": "AVAILABLE",
@@ -193,6 +275,12 @@ def default_config():
         "endpoints": {
             "projects/test-project/branches/production/endpoints/primary": {},
         },
+        "groups": {
+            str(secrets.randbelow(10**15) + 10**15): {
+                "display_name": "lakebase-rig-writers",
+                "members": ["alice@example.com", sp_app_id],
+            }
+        },
         "federated": {},
         "federation_policies": [],
         "settings": {},
@@ -201,7 +289,7 @@ def default_config():
 
 class _Fault(object):
     FIELDS = ("method", "path", "count", "skip", "action", "status", "retry_after", "body",
-              "content_type", "headers", "delay_ms", "hang_ms")
+              "content_type", "headers", "delay_ms", "hang_ms", "preset")
     ACTIONS = ("status", "reset", "hang", "garbage", "close", "delay", "truncate")
 
     def __init__(self, spec, fid):
@@ -209,6 +297,17 @@ class _Fault(object):
         if unknown:
             raise ValueError("unknown fault fields: %s" % ", ".join(sorted(unknown)))
         self.id = fid
+        self.preset = spec.get("preset")
+        if self.preset is not None:
+            if self.preset not in FAULT_PRESETS:
+                raise ValueError("fault preset must be one of %s" % "|".join(sorted(FAULT_PRESETS)))
+            pstatus, pbody = FAULT_PRESETS[self.preset]
+            spec = dict(spec)
+            spec.setdefault("action", "status")
+            spec.setdefault("status", pstatus)
+            spec.setdefault("body", pbody)
+            if isinstance(pbody, str):
+                spec.setdefault("content_type", "text/html")
         self.method = (spec.get("method") or "").upper() or None
         self.path = spec.get("path") or "/"
         if not self.path.startswith("/"):
@@ -275,6 +374,10 @@ class FakeWorkspace(object):
         self._server = None
         self._thread = None
         self.url = None
+        # Other rig parts (cold-start front, impostors, proxy) add control paths and reset hooks:
+        # control_routes: [(path prefix, handler(method, path, query, body) -> (status, JSON))].
+        self.control_routes = []
+        self.reset_hooks = []
         self._load(cfg)
 
     # ------------------------------------------------------------------ state
@@ -302,6 +405,9 @@ class FakeWorkspace(object):
             self.endpoints = {}
             for name, info in (cfg.get("endpoints") or {}).items():
                 self._upsert_endpoint(name, info or {})
+            self.groups = {}
+            for gid, info in (cfg.get("groups") or {}).items():
+                self._add_group(gid, info or {})
             self.federated = dict(cfg.get("federated") or {})
             self.federation_policies = list(cfg.get("federation_policies") or [])
             self.passwords = dict(cfg.get("passwords") or {})  # user name -> password (basic auth)
@@ -342,6 +448,22 @@ class FakeWorkspace(object):
             "display_name": info.get("display_name") or "service-principal-" + app_id[:8],
             "active": info.get("active", True),
         }
+
+    def _add_group(self, gid, info):
+        gid = str(gid)
+        self.groups[gid] = {
+            "kind": "group",
+            "id": gid,
+            "user_name": info.get("display_name") or "group-" + gid,  # its Postgres role
+            "display_name": info.get("display_name") or "group-" + gid,
+            "members": list(info.get("members") or []),
+        }
+
+    def group_by_name(self, display_name):
+        for g in self.groups.values():
+            if g["display_name"] == display_name:
+                return g
+        return None
 
     def _identity_by_name(self, user_name):
         if user_name in self.users:
@@ -478,7 +600,12 @@ class FakeWorkspace(object):
         """Every identity's Postgres role name (userName)."""
         names = list(self.users)
         names += [sp["user_name"] for sp in self.service_principals.values()]
+        names += [g["user_name"] for g in self.groups.values() if g["user_name"] not in names]
         return names
+
+    @property
+    def default_group(self):
+        return next(iter(self.groups.values()), None)
 
     # ----------------------------------------------------------------- clock
     def now_ns(self):
@@ -549,7 +676,7 @@ class FakeWorkspace(object):
             return token, rec
 
     def mint_oauth_token(self, identity, client_id=None, scope=OAUTH_SCOPE, via="client_credentials",
-                         lifetime_seconds=None, azure=None):
+                         lifetime_seconds=None, azure=None, group=None):
         """Mint a workspace access token. azure: None (a Databricks OAuth token), "databricks" (an
         Azure AD token for Azure Databricks), "databricks-sp" (the same, for a service principal:
         API calls must also carry X-Databricks-Azure-SP-Management-Token) or "management" (an
@@ -563,15 +690,18 @@ class FakeWorkspace(object):
                 "scope": scope,
                 "sub": identity["user_name"],
                 "iss": (self.url or "http://fake") + "/oidc",
-                "aud": self.workspace_id,
+                "aud": self.account_id if self.settings.get("unified_host") else self.workspace_id,
                 "iat": iat,
                 "exp": iat + lifetime,
                 "jti": _new_uid(),
             }
             header = {"kid": hashlib.sha256(self.workspace_id.encode()).hexdigest()[:40], "typ": "at+jwt",
                       "alg": "RS256"}
+            if group is not None:
+                payload["assumed_group"] = group["id"]
             token = _json_b64(header) + "." + _json_b64(payload) + "." + _b64url(os.urandom(256))
             self.oauth_tokens[token] = {
+                "group": group["id"] if group is not None else None,
                 "user": identity["user_name"],
                 "exp_ns": (iat + lifetime) * 10**9,
                 "revoked": False,
@@ -585,6 +715,51 @@ class FakeWorkspace(object):
 
     def check_password(self, user, password):
         """(ok, reason) for a Postgres login attempt (user, password)."""
+        ok, reason, _ = self._check(user, password)
+        return ok, reason
+
+    def rejection(self, user, reason, token_identity=None):
+        """The Lakebase-style text for a failed login under pg_reject_mode: None ("pam") or
+        {"sqlstate", "message", "mode"}."""
+        with self._lock:
+            mode = self.settings.get("pg_reject_mode") or "pam"
+            if mode not in REJECT_MODES:
+                raise ValueError("pg_reject_mode must be one of %s" % "|".join(REJECT_MODES))
+            if mode == "pam":
+                return None
+            if mode == "lakebase":
+                if token_identity is not None and reason.startswith("token was minted for "):
+                    tmpl = REJECT_IDENTITY
+                elif reason in ("token expired", "token revoked"):
+                    tmpl = REJECT_PASSWORD
+                else:
+                    tmpl = REJECT_DECODE
+            else:
+                tmpl = {"decode": REJECT_DECODE, "password": REJECT_PASSWORD, "identity": REJECT_IDENTITY,
+                        "custom": self.settings.get("pg_reject_text") or REJECT_DECODE}[mode]
+            identity = token_identity or self.settings.get("pg_reject_identity") or user
+            msg = tmpl.replace("{role}", user or "").replace("{identity}", identity or "")
+            return {"sqlstate": self.settings.get("pg_reject_sqlstate") or "28P01", "message": msg, "mode": mode}
+
+    def classify_secret(self, value):
+        """What a received password/bearer is: "lakebase" (a minted Lakebase token or a >= 64-byte
+        prefix of one), "pat", "oauth" (an access token the fake minted), "client_secret" or None."""
+        with self._lock:
+            v = (value or "").split("\x00", 1)[0].rstrip("\r\n")
+            if not v:
+                return None
+            if v in self.lakebase_tokens or (len(v) >= 64 and any(t.startswith(v) for t in self.lakebase_tokens)):
+                return "lakebase"
+            if v in self.pats:
+                return "pat"
+            if v in self.oauth_tokens:
+                return "oauth"
+            if any(sp["secret"] == v for sp in self.service_principals.values()):
+                return "client_secret"
+            return None
+
+    def _check(self, user, password):
+        """(ok, reason, identity the token was minted for or None)."""
         with self._lock:
             pw = (password or "").split("\x00", 1)[0].rstrip("\r\n")
             self.check_stats["last_password_length"] = len(pw)
@@ -592,22 +767,23 @@ class FakeWorkspace(object):
             rec = self.lakebase_tokens.get(pw)
             if rec is None:
                 if not pw:
-                    return self._check_result(user, False, "empty password")
+                    return self._check_result(user, False, "empty password") + (None,)
                 matches = [r for t, r in self.lakebase_tokens.items() if t.startswith(pw)]
                 if not matches:
-                    return self._check_result(user, False, "unknown token")
+                    return self._check_result(user, False, "unknown token") + (None,)
                 if len(pw) < int(self.settings["min_prefix_bytes"]):
-                    return self._check_result(user, False, "truncated token shorter than min_prefix_bytes")
+                    return self._check_result(user, False, "truncated token shorter than min_prefix_bytes") + (None,)
                 if len(matches) > 1:
-                    return self._check_result(user, False, "ambiguous token prefix")
+                    return self._check_result(user, False, "ambiguous token prefix") + (None,)
                 rec = matches[0]
+            who = rec["user"]
             if rec["revoked"]:
-                return self._check_result(user, False, "token revoked")
+                return self._check_result(user, False, "token revoked") + (who,)
             if self.now_ns() >= rec["exp_ns"]:
-                return self._check_result(user, False, "token expired")
+                return self._check_result(user, False, "token expired") + (who,)
             if rec["user"] != user:
-                return self._check_result(user, False, "token was minted for %s" % rec["user"])
-            return self._check_result(user, True, "ok")
+                return self._check_result(user, False, "token was minted for %s" % rec["user"]) + (who,)
+            return self._check_result(user, True, "ok") + (who,)
 
     def _check_result(self, user, ok, reason):
         cs = self.check_stats
@@ -648,6 +824,16 @@ class FakeWorkspace(object):
             unknown = set(changes) - set(DEFAULT_SETTINGS)
             if unknown:
                 raise ValueError("unknown settings: %s" % ", ".join(sorted(unknown)))
+            if changes.get("pg_reject_mode", "pam") not in REJECT_MODES:
+                raise ValueError("pg_reject_mode must be one of %s" % "|".join(REJECT_MODES))
+            for k in ("lakebase_token_mangle", "oauth_token_mangle"):
+                if changes.get(k) is not None and changes[k] not in TOKEN_MANGLES:
+                    raise ValueError("%s must be one of %s" % (k, "|".join(sorted(TOKEN_MANGLES))))
+            sq = changes.get("pg_reject_sqlstate")
+            if sq is not None and not re.match(r"^[0-9A-Z]{5}$", str(sq)):
+                raise ValueError("pg_reject_sqlstate must be 5 characters [0-9A-Z]")
+            if changes.get("me_for_assumed_group", "caller") not in ("caller", "group"):
+                raise ValueError("me_for_assumed_group must be caller|group")
             self.settings.update(changes)
             return self.public_settings()
 
@@ -658,8 +844,11 @@ class FakeWorkspace(object):
         return d
 
     def reset(self):
-        """Back to the initial identities, resources and settings; forget tokens, faults, stats."""
+        """Back to the initial identities, resources and settings; forget tokens, faults, stats
+        (and reset the rig parts that registered a reset hook)."""
         self._load(self._initial)
+        for hook in list(self.reset_hooks):
+            hook()
 
     def stats(self):
         with self._lock:
@@ -687,6 +876,7 @@ class FakeWorkspace(object):
                 "endpoints": {k: self._endpoint_view(v) for k, v in self.endpoints.items()},
                 "federated": dict(self.federated),
                 "federation_policies": list(self.federation_policies),
+                "groups": copy.deepcopy(self.groups),
                 "settings": self.public_settings(),
                 "default_pat": self.default_pat if self.pats else None,
                 "default_user": self.default_user if self.pats else None,
@@ -774,6 +964,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     def _send(self, status, body=b"", content_type="application/json", headers=None):
+        if status >= 400 and getattr(self, "_workspace_request", False) and self.fake.settings.get("hostile_echo"):
+            body = self._echo_request(body)
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode("utf-8")
         elif isinstance(body, str):
@@ -791,6 +983,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
         self.wfile.flush()
+
+    def _echo_request(self, body):
+        """A misbehaving proxy's error page: the request as received, Authorization and body included."""
+        lines = ["%s %s %s" % (self.command, self.path, self.request_version)]
+        lines += ["%s: %s" % (k, v) for k, v in self.headers.items()]
+        echo = "Request was: " + "\r\n".join(lines) + "\r\n\r\n" + self.raw_body.decode("utf-8", "replace")
+        if isinstance(body, (bytes, bytearray)):
+            body = body.decode("utf-8", "replace")
+        if isinstance(body, str):
+            try:
+                body = json.loads(body) if body else ""
+            except ValueError:
+                pass
+        if isinstance(body, dict):
+            body = dict(body)
+            key = "message" if "message" in body or "error_description" not in body else "error_description"
+            body[key] = "%s %s" % (body.get(key) or "", echo)
+            return body
+        return "%s\n%s" % (body, echo)
 
     def _api_headers(self, extra=None):
         h = {"X-Databricks-Org-Id": self.fake.workspace_id, "X-Request-Id": _new_uid(),
@@ -870,8 +1081,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._logged = True  # control calls are not logged
         self.raw_body = self._read_body()
         self._identity = None
+        self._group = None
+        self._workspace_request = False
         if path.startswith("/_fake/"):
             return self._control(path)
+        self._workspace_request = True
         key = "%s %s" % (self.command, path)
         with fake._lock:
             fake.request_counts[key] = fake.request_counts.get(key, 0) + 1
@@ -891,6 +1105,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             if fault is not None and self._apply_fault(fault, path):
                 return
+            if fake.settings.get("private_link_redirect") and path != "/login.html":
+                return self._send(302, b"", content_type="text/html", headers={
+                    "Location": self._base_url() + "/login.html?error=private-link-validation-error"})
             self._route(path)
         finally:
             if not self._logged:  # dropped connections, hangs: nothing was sent
@@ -905,11 +1122,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             try:
                 if ctype == "application/x-www-form-urlencoded":
                     body = {k: v[0] if len(v) == 1 else v
-                            for k, v in urllib.parse.parse_qs(self.raw_body.decode("utf-8")).items()}
+                            for k, v in urllib.parse.parse_qs(self.raw_body.decode("utf-8"),
+                                                              keep_blank_values=True).items()}
                 else:
                     body = json.loads(self.raw_body.decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
-                body = self.raw_body[:2000].decode("utf-8", "replace")
+                body = "<%d bytes, not JSON or a form>" % len(self.raw_body)
+            if isinstance(body, dict):
+                body = {k: ("<redacted %d bytes>" % len(v) if k in SECRET_FIELDS and isinstance(v, str) else v)
+                        for k, v in body.items()}
         auth = self.headers.get("Authorization") or ""
         entry = {
             "time": time.time(),
@@ -918,8 +1139,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "query": {k: v[0] if len(v) == 1 else v for k, v in self.query.items()},
             "status": self._status,
             "identity": self._identity,
+            "group": self._group["display_name"] if self._group else None,
             "auth_scheme": auth.split(" ", 1)[0] if auth else None,
-            "headers": {k: v for k, v in self.headers.items() if k.lower() != "authorization"},
+            "headers": {k: ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in self.headers.items()
+                        if k.lower() != "authorization"},
             "body": body,
         }
         with fake._lock:
@@ -997,6 +1220,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._oidc_token()
         if path == "/oidc/jwks.json" and m == "GET":
             return self._send(200, {"keys": []})
+        acct = "/oidc/accounts/%s" % self.fake.account_id
+        if self.fake.settings.get("unified_host") and path.startswith(acct + "/"):
+            if path == acct + "/.well-known/oauth-authorization-server" and m == "GET":
+                return self._oidc_discovery(acct)
+            if path == acct + "/v1/token":
+                if m != "POST":
+                    return self._oauth_error(405, "invalid_request", "Method not allowed")
+                return self._oidc_token()
+        if path == "/login.html" and m in ("GET", "HEAD"):
+            return self._send(200, "<!doctype html><html><head><title>Databricks - Sign In</title></head>"
+                                   "<body><div id=\"login-page\"></div></body></html>\n", content_type="text/html")
         if path == "/aad/auth" and m == "GET":
             tenant = self.fake.settings.get("azure_tenant_id")
             if not tenant:
@@ -1005,6 +1239,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "Location": "https://login.microsoftonline.com/%s/oauth2/authorize?response_type=code"
                             "&client_id=2ff814a6-3304-4ab8-85cb-cd0e6f879c1d" % tenant})
         if path.startswith("/api/"):
+            if self.fake.settings.get("unified_host") and not self._unified_routing_ok():
+                return
             ident = self._authenticate()
             if ident is None:
                 return
@@ -1014,11 +1250,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _not_found(self, path):
         self._api_error(404, "ENDPOINT_NOT_FOUND", "No API found for '%s %s'" % (self.command, path))
 
+    def _unified_routing_ok(self):
+        wsid = (self.headers.get("X-Databricks-Workspace-Id") or "").strip()
+        if not wsid:
+            self._api_error(400, "INVALID_PARAMETER_VALUE",
+                            "This is a unified host: workspace API requests need the X-Databricks-Workspace-Id "
+                            "header")
+            return False
+        if wsid != self.fake.workspace_id:
+            self._api_error(404, "RESOURCE_DOES_NOT_EXIST", "Workspace %s does not exist on this host." % wsid)
+            return False
+        return True
+
     def _host_metadata(self):
         fake = self.fake
         if not fake.settings["host_metadata_enabled"]:
             return self._not_found("/.well-known/databricks-config")
         base = self._base_url()
+        if fake.settings.get("unified_host"):
+            meta = {
+                "oidc_endpoint": base + "/oidc/accounts/{account_id}",
+                "account_id": fake.account_id,
+                "cloud": "AWS",
+                "host_type": "unified",
+                "token_federation_default_oidc_audiences": [fake.account_id],
+            }
+            if fake.settings.get("unified_metadata_workspace_id", True):
+                meta["workspace_id"] = fake.workspace_id
+            return self._send(200, meta)
         self._send(200, {
             "oidc_endpoint": base + "/oidc",
             "account_id": fake.account_id,
@@ -1028,10 +1287,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "token_federation_default_oidc_audiences": [base + "/oidc/v1/token"],
         })
 
-    def _oidc_discovery(self):
+    def _oidc_discovery(self, prefix="/oidc"):
         if not self.fake.settings["oidc_discovery_enabled"]:
-            return self._not_found("/oidc/.well-known/oauth-authorization-server")
-        base = self._base_url() + "/oidc"
+            return self._not_found(prefix + "/.well-known/oauth-authorization-server")
+        base = self._base_url() + prefix
         self._send(200, {
             "issuer": base,
             "authorization_endpoint": base + "/v1/authorize",
@@ -1098,10 +1357,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             return self._oauth_error(400, "unsupported_grant_type",
                                      "Unsupported grant_type: %r" % (grant,))
+        group = None
+        gid = form.get("assume_group")
+        if gid is not None:
+            with fake._lock:
+                group = fake.groups.get(gid.strip())
+            if group is None:
+                return self._oauth_error(400, "invalid_request", "Group %r does not exist" % (gid,))
+            if ident["user_name"] not in group["members"]:
+                return self._oauth_error(400, "invalid_request",
+                                         "The caller is not a member of group %r" % (gid,))
         token, lifetime = fake.mint_oauth_token(ident, client_id=ident.get("client_id"),
-                                                scope=" ".join(scopes) or OAUTH_SCOPE, via=grant)
+                                                scope=" ".join(scopes) or OAUTH_SCOPE, via=grant, group=group)
         self._identity = ident["user_name"]
-        body = {"access_token": token, "token_type": "Bearer", "expires_in": lifetime,
+        self._group = group
+        mangle = fake.settings.get("oauth_token_mangle")
+        override = fake.settings.get("oauth_expires_in_override")
+        body = {"access_token": TOKEN_MANGLES[mangle](token) if mangle else token, "token_type": "Bearer",
+                "expires_in": lifetime if override is None else override,
                 "scope": " ".join(scopes) or OAUTH_SCOPE}
         if grant == TOKEN_EXCHANGE_GRANT:
             body["issued_token_type"] = ACCESS_TOKEN_TYPE
@@ -1197,6 +1470,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return None
                 else:
                     ident = fake._identity_by_name(rec["user"])
+                    if rec.get("group"):
+                        self._group = fake.groups.get(rec["group"])
                     if rec.get("azure") == "databricks-sp":
                         problem = self._azure_management_problem(rec["user"])
                         if problem:
@@ -1269,6 +1544,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._get_instance(urllib.parse.unquote(path[len("/api/2.0/database/instances/"):]))
         if path == "/api/2.0/preview/scim/v2/Me" and m == "GET":
             return self._me(ident)
+        if path.startswith("/api/2.0/preview/scim/v2/Groups/") and m == "GET":
+            return self._scim_group(urllib.parse.unquote(path[len("/api/2.0/preview/scim/v2/Groups/"):]))
         if path.startswith("/api/2.0/postgres/") and m == "GET":
             return self._postgres_get(urllib.parse.unquote(path[len("/api/2.0/postgres/"):]))
         return self._not_found(path)
@@ -1290,6 +1567,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if ps not in (None, "READ_ONLY"):
                 return self._api_error(400, "INVALID_PARAMETER_VALUE",
                                        "Invalid permission_set: %r" % (ps,))
+        if fake.settings.get("require_request_id") and not body.get("request_id"):
+            return self._api_error(400, "INVALID_PARAMETER_VALUE",
+                                   "Field 'request_id' is required, expected non-default value (not \"\")!")
         with fake._lock:
             for n in names:
                 inst = fake.instances.get(n)
@@ -1301,9 +1581,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return self._api_error(403, "PERMISSION_DENIED",
                                            "User does not have permission to access database instance '%s'."
                                            % n)
-            token, rec = fake.mint_lakebase_token(ident["user_name"], kind="database", resources=names)
+            role = self._group["user_name"] if self._group else ident["user_name"]
+            token, rec = fake.mint_lakebase_token(role, kind="database", resources=names)
             exp = rfc3339(rec["exp_ns"], fake._frac_digits())
-        self._send(200, {"token": token, "expiration_time": exp}, headers=self._api_headers())
+        self._send(200, self._credential_body(token, "expiration_time", exp), headers=self._api_headers())
+
+    def _credential_body(self, token, exp_key, exp):
+        st = self.fake.settings
+        mangle = st.get("lakebase_token_mangle")
+        return {"token": TOKEN_MANGLES[mangle](token) if mangle else token,
+                exp_key: exp if st.get("lakebase_expiry_override") is None else st["lakebase_expiry_override"]}
 
     def _postgres_credentials(self, ident):
         fake = self.fake
@@ -1347,10 +1634,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if allowed is not None and ident["user_name"] not in allowed:
                 return self._api_error(403, "PERMISSION_DENIED",
                                        "User does not have permission to access endpoint '%s'." % name)
-            token, rec = fake.mint_lakebase_token(ident["user_name"], lifetime_seconds=lifetime,
-                                                  kind="postgres", resources=[name])
+            role = self._group["user_name"] if self._group else ident["user_name"]
+            gname = body.get("group_name")
+            if gname is not None:
+                group = fake.group_by_name(gname) if isinstance(gname, str) else None
+                if group is None:
+                    return self._api_error(404, "NOT_FOUND", "group %r not found [TraceId: %s]" % (gname, _new_uid()))
+                if ident["user_name"] not in group["members"]:
+                    return self._api_error(403, "PERMISSION_DENIED",
+                                           "The caller is not a member of group '%s'." % gname)
+                role = group["user_name"]
+            token, rec = fake.mint_lakebase_token(role, lifetime_seconds=lifetime, kind="postgres", resources=[name])
             exp = rfc3339(rec["exp_ns"], fake._frac_digits())
-        self._send(200, {"token": token, "expire_time": exp}, headers=self._api_headers())
+        self._send(200, self._credential_body(token, "expire_time", exp), headers=self._api_headers())
 
     def _page(self, items, key):
         try:
@@ -1439,21 +1735,46 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return nf("endpoint")
         return self._not_found("/api/2.0/postgres/" + rest)
 
+    def _scim_group(self, gid):
+        with self.fake._lock:
+            g = copy.deepcopy(self.fake.groups.get(gid))
+            members = []
+            for name in (g or {}).get("members", []):
+                m = self.fake._identity_by_name(name)
+                if m is not None:
+                    members.append({"display": m["display_name"], "value": m["id"],
+                                    "$ref": ("Users/" if m["kind"] == "user" else "ServicePrincipals/") + m["id"]})
+        if g is None:
+            return self._send(404, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                                    "detail": "Group with id %s not found." % gid, "status": "404"},
+                              content_type="application/scim+json", headers=self._api_headers())
+        self._send(200, {"id": g["id"], "displayName": g["display_name"], "members": members,
+                         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]},
+                   content_type="application/scim+json", headers=self._api_headers())
+
     def _me(self, ident):
         fake = self.fake
+        if self._group is not None and fake.settings.get("me_for_assumed_group") == "group":
+            g = self._group
+            ident = {"kind": "group", "id": g["id"], "user_name": g["user_name"], "display_name": g["display_name"],
+                     "active": True}
+        with fake._lock:
+            groups = [{"display": "users", "type": "direct", "value": "1", "$ref": "Groups/1"}]
+            groups += [{"display": g["display_name"], "type": "direct", "value": g["id"], "$ref": "Groups/" + g["id"]}
+                       for g in fake.groups.values() if ident["user_name"] in g["members"]]
         user = {
             "id": ident["id"],
             "userName": ident["user_name"],
             "displayName": ident["display_name"],
             "active": ident.get("active", True),
             "schemas": SCIM_USER_SCHEMAS,
-            "groups": [{"display": "users", "type": "direct", "value": "1", "$ref": "Groups/1"}],
+            "groups": groups,
         }
         if ident["kind"] == "user":
             user["emails"] = [{"type": "work", "value": ident["user_name"], "primary": True}]
             first, _, last = ident["display_name"].partition(" ")
             user["name"] = {"givenName": first, "familyName": last}
-        else:
+        elif ident["kind"] == "service_principal":
             user["externalId"] = ident["application_id"]
         attrs = (self.query.get("attributes") or [""])[0]
         if attrs:
@@ -1514,8 +1835,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 fake.reset()
                 return self._send(200, {"ok": True})
             if path == "/_fake/check" and m == "POST":
-                ok, reason = fake.check_password(body.get("user"), body.get("password"))
-                return self._send(200, {"ok": ok, "reason": reason})
+                ok, reason, who = fake._check(body.get("user"), body.get("password"))
+                out = {"ok": ok, "reason": reason}
+                if not ok:
+                    rej = fake.rejection(body.get("user") or "", reason, who)
+                    if rej is not None:
+                        out["reject"] = rej
+                return self._send(200, out)
             if path == "/_fake/revoke" and m == "POST":
                 n = fake.revoke(user=body.get("user"), token=body.get("token"))
                 return self._send(200, {"revoked": n})
@@ -1532,10 +1858,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     ident = fake._identity_by_name(body["user"])
                 if ident is None:
                     return self._send(400, {"error": "unknown identity %r" % (body["user"],)})
+                group = None
+                if body.get("group") is not None:
+                    with fake._lock:
+                        group = fake.groups.get(str(body["group"])) or fake.group_by_name(body["group"])
+                    if group is None:
+                        return self._send(400, {"error": "unknown group %r" % (body["group"],)})
                 tok, lifetime = fake.mint_oauth_token(
                     ident, client_id=body.get("client_id"), scope=body.get("scope", OAUTH_SCOPE),
                     via=body.get("via", "control"), lifetime_seconds=body.get("lifetime_seconds"),
-                    azure=body.get("azure"))
+                    azure=body.get("azure"), group=group)
                 return self._send(200, {"access_token": tok, "token_type": "Bearer", "expires_in": lifetime,
                                         "expires_on": int(fake.now()) + int(lifetime)})
             if path == "/_fake/mint" and m == "POST":
@@ -1585,9 +1917,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         fake.federated[tok] = who
                     fake.federation_policies.extend(body.get("federation_policies") or [])
                     fake.passwords.update(body.get("passwords") or {})
+                    for gid, info in (body.get("groups") or {}).items():
+                        fake._add_group(gid, info or {})
                     for tok in body.get("remove_pats") or []:
                         fake.pats.pop(tok, None)
                 return self._send(200, {"ok": True})
+            for prefix, handler in list(fake.control_routes):
+                if path == prefix or path.startswith(prefix + "/"):
+                    status, out = handler(m, path, {k: v[0] for k, v in self.query.items()}, body)
+                    return self._send(status, out)
         except (ValueError, KeyError, TypeError) as e:
             return self._send(400, {"error": "%s: %s" % (type(e).__name__, e)})
         return self._send(404, {"error": "unknown control path %s %s" % (m, path)})

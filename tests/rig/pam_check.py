@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """PAM helper for the rig's PostgreSQL: pam_exec.so expose_authtok runs it.
 
-    auth required pam_exec.so expose_authtok quiet /usr/bin/python3 pam_check.py [--ca=FILE] FAKE_URL
+    auth required pam_exec.so expose_authtok quiet /usr/bin/python3 pam_check.py [--ca=FILE] [--reject-dir=DIR] FAKE_URL
 
 pam_exec writes the password to stdin (NUL-terminated; possibly truncated) and
 puts the login name in PAM_USER. We ask the fake workspace whether the password
 is a Lakebase token it minted for that user (POST FAKE_URL/_fake/check) and exit
 0 (accept) or 1 (reject). Standard library only; runs as the postgres OS user.
+
+When the fake answers a rejection with a Lakebase-style text ({"reject": {"sqlstate",
+"message"}}, setting pg_reject_mode), it is written to DIR/<parent pid> — the parent
+of this process is the PostgreSQL backend doing the login — for the lakebase_rig_auth
+extension to raise instead of PAM's own message.
 
 `pam_check.py --selftest FAKE_URL` only checks that the fake answers.
 """
@@ -36,11 +41,14 @@ def _post(url, body, ca):
 def main(argv):
     args = list(argv)
     ca = None
+    reject_dir = None
     selftest = False
     while args and args[0].startswith("--"):
         a = args.pop(0)
         if a.startswith("--ca="):
             ca = a[len("--ca="):]
+        elif a.startswith("--reject-dir="):
+            reject_dir = a[len("--reject-dir="):]
         elif a == "--selftest":
             selftest = True
     if not args:
@@ -62,7 +70,21 @@ def main(argv):
     if res.get("ok") is True:
         return 0
     sys.stderr.write("pam_check: rejected %s (%d bytes): %s\n" % (user, len(password), res.get("reason")))
+    rej = res.get("reject")
+    if reject_dir and isinstance(rej, dict) and rej.get("message"):
+        _write_reject(reject_dir, os.getppid(), rej.get("sqlstate") or "28P01", rej["message"])
     return 1
+
+
+def _write_reject(directory, backend_pid, sqlstate, message):
+    path = os.path.join(directory, str(backend_pid))
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("%s\n%s" % (sqlstate, message.replace("\0", "")))
+        os.replace(tmp, path)
+    except OSError as e:
+        sys.stderr.write("pam_check: cannot write %s: %s\n" % (path, e))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@
   `lakebase-rig-<random>` = /etc/pam.d file running pam_check.py (pam_exec), which
   asks the fake workspace's POST /_fake/check whether the password is a token it
   minted for that user;
-- creates a LOGIN role per identity and the database `databricks_postgres`.
+- creates a LOGIN role per identity and the database `databricks_postgres`;
+- loads `lakebase_rig_auth` (pg_ext/, built with PGXS on first use and cached): when a login
+  fails and the checker left a Lakebase-style rejection text for that backend, the client gets
+  that text and SQLSTATE instead of PAM's (see README "Rejection texts").
 
 Standard library only. Needs root (to write /etc/pam.d and to switch users).
 """
@@ -31,11 +34,14 @@ import sys
 import tempfile
 import time
 
-__all__ = ["PgServer", "make_tls_material", "find_pg_bindir"]
+__all__ = ["PgServer", "make_tls_material", "issue_cert", "find_pg_bindir", "build_auth_extension"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAM_CHECK_SRC = os.path.join(HERE, "pam_check.py")
 PAM_DIR = "/etc/pam.d"
+EXT_DIR = os.path.join(HERE, "pg_ext")
+EXT_NAME = "lakebase_rig_auth"
+EXT_CACHE = os.environ.get("RIG_EXT_CACHE") or "/var/tmp/lakebase-rig-ext"
 
 
 class RigError(RuntimeError):
@@ -82,11 +88,33 @@ def find_pg_bindir():
                    "scripts/install-deps.sh)")
 
 
-def make_tls_material(directory, dns_names=("localhost",), ips=("127.0.0.1", "::1")):
+_EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+
+def make_tls_material(directory, dns_names=("localhost",), ips=("127.0.0.1", "::1"), ca_name="liblakebase rig CA"):
     """Self-signed CA + server certificate (EC P-256). Returns dict of paths."""
     os.makedirs(directory, exist_ok=True)
     p = lambda n: os.path.join(directory, n)
-    ext = p("server.ext")
+    _run(["openssl", "req", "-x509"] + _EC + [
+        "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "3650", "-sha256",
+        "-subj", "/O=liblakebase test rig/CN=%s %s" % (ca_name, secrets.token_hex(4)),
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext", "subjectKeyIdentifier=hash"])
+    os.chmod(p("ca.crt"), 0o644)
+    os.chmod(p("ca.key"), 0o600)
+    tls = {"ca_file": p("ca.crt"), "ca_key": p("ca.key")}
+    leaf = issue_cert(tls, directory, "server", dns_names, ips)
+    tls.update(cert_file=leaf["cert_file"], key_file=leaf["key_file"])
+    return tls
+
+
+def issue_cert(tls, directory, name, dns_names, ips=()):
+    """A server certificate signed by tls["ca_file"]/tls["ca_key"] for the given SANs:
+    {"cert_file", "key_file"} = directory/name.crt, name.key."""
+    os.makedirs(directory, exist_ok=True)
+    p = lambda n: os.path.join(directory, n)
+    ext = p(name + ".ext")
     san = ",".join(["DNS:%s" % d for d in dns_names] + ["IP:%s" % i for i in ips])
     with open(ext, "w") as f:
         f.write("basicConstraints=critical,CA:FALSE\n"
@@ -95,24 +123,72 @@ def make_tls_material(directory, dns_names=("localhost",), ips=("127.0.0.1", "::
                 "subjectKeyIdentifier=hash\n"
                 "authorityKeyIdentifier=keyid,issuer\n"
                 "subjectAltName=%s\n" % san)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _run(["openssl", "req", "-x509"] + ec + [
-        "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "3650", "-sha256",
-        "-subj", "/O=liblakebase test rig/CN=liblakebase rig CA %s" % secrets.token_hex(4),
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        "-addext", "subjectKeyIdentifier=hash"])
-    _run(["openssl", "req"] + ec + [
-        "-keyout", p("server.key"), "-out", p("server.csr"), "-subj", "/O=liblakebase test rig/CN=localhost"])
-    _run(["openssl", "x509", "-req", "-in", p("server.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"),
-          "-set_serial", str(secrets.randbits(63) + 1), "-out", p("server.crt"), "-days", "825",
+    cn = (list(dns_names) + list(ips))[0]
+    _run(["openssl", "req"] + _EC + [
+        "-keyout", p(name + ".key"), "-out", p(name + ".csr"), "-subj", "/O=liblakebase test rig/CN=%s" % cn])
+    _run(["openssl", "x509", "-req", "-in", p(name + ".csr"), "-CA", tls["ca_file"], "-CAkey", tls["ca_key"],
+          "-set_serial", str(secrets.randbits(63) + 1), "-out", p(name + ".crt"), "-days", "825",
           "-sha256", "-extfile", ext])
-    os.chmod(p("ca.crt"), 0o644)
-    os.chmod(p("server.crt"), 0o644)
-    os.chmod(p("server.key"), 0o600)
-    os.chmod(p("ca.key"), 0o600)
-    return {"ca_file": p("ca.crt"), "ca_key": p("ca.key"), "cert_file": p("server.crt"),
-            "key_file": p("server.key")}
+    os.chmod(p(name + ".crt"), 0o644)
+    os.chmod(p(name + ".key"), 0o600)
+    return {"cert_file": p(name + ".crt"), "key_file": p(name + ".key")}
+
+
+def _pg_config(bindir):
+    cand = os.path.join(bindir, "pg_config")
+    return cand if os.path.exists(cand) else shutil.which("pg_config") or "pg_config"
+
+
+def build_auth_extension(bindir, cache_dir=None, fallback_dir=None):
+    """Path of lakebase_rig_auth.so for the PostgreSQL in `bindir`, built with PGXS on first use.
+
+    Cached under cache_dir (RIG_EXT_CACHE, default /var/tmp/lakebase-rig-ext) keyed by the
+    source and the server version; built in fallback_dir when the cache is not writable."""
+    import hashlib
+    pg_config = _pg_config(bindir)
+    ver = _txt(_run([pg_config, "--version"], timeout=10).stdout).strip()
+    inc = _txt(_run([pg_config, "--includedir-server"], timeout=10).stdout).strip()
+    if not os.path.exists(os.path.join(inc, "postgres.h")):
+        raise RigError("PostgreSQL server headers not found in %s: install postgresql-server-dev-%s "
+                       "(scripts/install-deps.sh)" % (inc, ver.split()[-1].split(".")[0]))
+    h = hashlib.sha256(ver.encode() + bindir.encode())
+    for n in sorted(os.listdir(EXT_DIR)):
+        if n.endswith((".c", "Makefile")):
+            with open(os.path.join(EXT_DIR, n), "rb") as f:
+                h.update(n.encode() + b"\0" + f.read())
+    key = h.hexdigest()[:20]
+    for root in (cache_dir or EXT_CACHE, fallback_dir):
+        if not root:
+            continue
+        final = os.path.join(root, key)
+        so = os.path.join(final, EXT_NAME + ".so")
+        if os.path.exists(so):
+            return so
+        try:
+            os.makedirs(root, mode=0o755, exist_ok=True)
+            build = tempfile.mkdtemp(prefix="build-", dir=root)
+        except OSError:
+            continue
+        try:
+            for n in os.listdir(EXT_DIR):
+                if n.endswith((".c", "Makefile")):
+                    shutil.copyfile(os.path.join(EXT_DIR, n), os.path.join(build, n))
+            p = _run(["make", "-s", "-C", build, "PG_CONFIG=" + pg_config, "with_llvm=no"], check=False,
+                     timeout=120)
+            if p.returncode != 0:
+                raise RigError("building %s failed:\n%s%s" % (EXT_NAME, _txt(p.stdout), _txt(p.stderr)))
+            os.chmod(build, 0o755)
+            os.chmod(os.path.join(build, EXT_NAME + ".so"), 0o755)
+            try:
+                os.rename(build, final)
+            except OSError:  # another rig won the race
+                shutil.rmtree(build, ignore_errors=True)
+            if os.path.exists(so):
+                return so
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)
+            raise
+    raise RigError("could not build %s (no writable cache dir)" % EXT_NAME)
 
 
 def _fast_tmpdir():
@@ -181,7 +257,8 @@ class PgServer(object):
 
     def __init__(self, fake_url, identities, database="databricks_postgres", admin_user="rigadmin",
                  os_user=None, base_dir=None, extra_dns_names=(), tls=None, fake_ca_file=None,
-                 pam_service=None, keep_dir=False, die_with_parent=True, ready_timeout=30.0):
+                 pam_service=None, keep_dir=False, die_with_parent=True, ready_timeout=30.0,
+                 extra_ips=()):
         self.fake_url = fake_url.rstrip("/")
         self.identities = list(identities)
         self.database = database
@@ -192,6 +269,7 @@ class PgServer(object):
         self.os_user = os_user
         self._base_dir_arg = base_dir
         self.extra_dns_names = list(extra_dns_names)
+        self.extra_ips = list(extra_ips)
         self._tls_arg = tls
         self.fake_ca_file = fake_ca_file
         self.pam_service = pam_service or "lakebase-rig-%s" % secrets.token_hex(6)
@@ -228,6 +306,11 @@ class PgServer(object):
     @property
     def pam_log_file(self):
         return os.path.join(self.base_dir, "pam_check.log")
+
+    @property
+    def reject_dir(self):
+        """Where the PAM checker leaves per-backend rejection texts for lakebase_rig_auth."""
+        return os.path.join(self.base_dir, "reject")
 
     def __enter__(self):
         return self.start()
@@ -292,7 +375,8 @@ class PgServer(object):
             self.tls = dict(self._tls_arg)
         else:
             self.tls = make_tls_material(os.path.join(b, "tls"),
-                                         dns_names=["localhost"] + self.extra_dns_names)
+                                         dns_names=["localhost"] + self.extra_dns_names,
+                                         ips=["127.0.0.1", "::1"] + self.extra_ips)
         # the server key must belong to the server's OS user
         key_copy = os.path.join(b, "server.key")
         shutil.copyfile(self.tls["key_file"], key_copy)
@@ -300,7 +384,8 @@ class PgServer(object):
         self._chown(key_copy)
         self._server_key = key_copy
         # directories
-        for d, mode in ((self.data_dir, 0o700), (self.socket_dir, 0o755)):
+        self.auth_extension = build_auth_extension(self.bindir, fallback_dir=os.path.join(b, "ext"))
+        for d, mode in ((self.data_dir, 0o700), (self.socket_dir, 0o755), (self.reject_dir, 0o700)):
             os.makedirs(d, exist_ok=True)
             os.chmod(d, mode)
             self._chown(d)
@@ -321,6 +406,7 @@ class PgServer(object):
         self._write_hba()
         # PAM service
         ca_arg = ["--ca=" + self.fake_ca_file] if self.fake_ca_file else []
+        ca_arg.append("--reject-dir=" + self.reject_dir)
         line = " ".join(["auth", "required", "pam_exec.so", "expose_authtok", "quiet",
                          "log=" + self.pam_log_file, self.python, checker] + ca_arg + [self.fake_url])
         self.pam_file = os.path.join(PAM_DIR, self.pam_service)
@@ -362,12 +448,15 @@ class PgServer(object):
             "fsync": "off",
             "synchronous_commit": "off",
             "full_page_writes": "off",
-            "max_connections": 200,
+            # RIG_PG_MAX_CONNECTIONS: more backends for tests that open many at once (the proxy's 1,000).
+            "max_connections": int(os.environ.get("RIG_PG_MAX_CONNECTIONS") or 200),
             "shared_buffers": "32MB",
             "log_connections": "on",
             "log_line_prefix": "%m [%p] %e %q%u@%d ",
             "logging_collector": "off",
             "authentication_timeout": "30s",
+            "shared_preload_libraries": self.auth_extension,
+            "lakebase_rig.reject_dir": self.reject_dir,
         }
         path = os.path.join(self.data_dir, "postgresql.auto.conf")
         with open(path, "w") as f:

@@ -20,6 +20,7 @@ Command line (see README.md)::
 import argparse
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -34,26 +35,43 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from fake_workspace import FakeWorkspace  # noqa: E402
-from pg import PgServer, make_tls_material, RigError, _fast_tmpdir as fast_tmpdir  # noqa: E402
+from pg import PgServer, make_tls_material, issue_cert, RigError, _fast_tmpdir as fast_tmpdir  # noqa: E402
+import netfront  # noqa: E402
 
 __all__ = ["Rig", "RigError", "main"]
 
 
+COLD_HOST = "127.0.0.2"  # a second loopback address: the cold-start front listens there on PGPORT
+WRONG_HOST_NAME = "wrong-host.invalid"
+
+
 class Rig(object):
-    """Fake workspace + PostgreSQL. Instances' DNS names and endpoints' hosts are set to `localhost`."""
+    """Fake workspace + PostgreSQL + the network fronts (cold-start endpoint, TLS impostors, HTTP
+    proxies). Instances' DNS names and endpoints' hosts are set to `localhost`.
+
+    settings: fake workspace settings applied at start and kept by reset() (e.g.
+    {"pg_reject_mode": "lakebase"}); cold: initial cold-start settings (ColdFront.DEFAULTS keys)."""
 
     def __init__(self, config=None, config_file=None, fake_tls=False, verbose=False, keep_dir=False,
-                 die_with_parent=True):
+                 die_with_parent=True, settings=None, cold=None):
         self.config = config
         self.config_file = config_file
         self.fake_tls = fake_tls
         self.verbose = verbose
         self.keep_dir = keep_dir
         self.die_with_parent = die_with_parent
+        self.settings = dict(settings or {})
+        self.cold_settings = dict(cold or {})
         self.fake = None
         self.pg = None
+        self.net = None
+        self.cold = None
+        self.impostors = {}
+        self.proxies = {}
+        self.proxy_log = []
         self.work_dir = None
         self.tls = None
+        self.impostor_tls = None
         self.startup_seconds = None
 
     def start(self):
@@ -61,12 +79,16 @@ class Rig(object):
         self.work_dir = tempfile.mkdtemp(prefix="lakebase-rig-", dir=fast_tmpdir())
         os.chmod(self.work_dir, 0o755)
         try:
-            self.tls = make_tls_material(os.path.join(self.work_dir, "tls"))
+            self.tls = make_tls_material(os.path.join(self.work_dir, "tls"),
+                                         ips=("127.0.0.1", "::1", COLD_HOST))
             os.chmod(os.path.join(self.work_dir, "tls"), 0o755)
             self.fake = FakeWorkspace(config=self.config, config_file=self.config_file,
                                       tls_cert=self.tls["cert_file"] if self.fake_tls else None,
                                       tls_key=self.tls["key_file"] if self.fake_tls else None,
                                       verbose=self.verbose).start()
+            if self.settings:
+                self.fake.update_settings(self.settings)
+                self.fake._initial["settings"] = dict(self.fake._initial.get("settings") or {}, **self.settings)
             with self.fake._lock:
                 for name in list(self.fake.instances):
                     changes = {"read_write_dns": "localhost"}
@@ -83,13 +105,58 @@ class Rig(object):
                                base_dir=os.path.join(self.work_dir, "pg"),
                                fake_ca_file=self.tls["ca_file"] if self.fake_tls else None,
                                die_with_parent=self.die_with_parent).start()
+            self._start_fronts()
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - t0
         return self
 
+    def _start_fronts(self):
+        f = self.fake
+        self.net = netfront.Loop()
+        self.cold = netfront.ColdFront(self.net, self.pg.port, self.tls["cert_file"], self.tls["key_file"],
+                                       extra_hosts=[(COLD_HOST, self.pg.port)], defaults=self.cold_settings).start()
+        d = os.path.join(self.work_dir, "impostor")
+        self.impostor_tls = make_tls_material(d, ca_name="liblakebase rig IMPOSTOR CA")
+        wrong = issue_cert(self.tls, d, "wrong-host", [WRONG_HOST_NAME])
+        self.impostors = {
+            "untrusted": netfront.Impostor(self.net, "untrusted", f.classify_secret,
+                                           self.impostor_tls["cert_file"], self.impostor_tls["key_file"]).start(),
+            "wrong_host": netfront.Impostor(self.net, "wrong_host", f.classify_secret,
+                                            wrong["cert_file"], wrong["key_file"]).start(),
+            "plaintext": netfront.Impostor(self.net, "plaintext", f.classify_secret).start(),
+        }
+        self.proxies = {
+            "open": netfront.HttpProxy(self.net, "open", self.proxy_log).start(),
+            "auth": netfront.HttpProxy(self.net, "auth", self.proxy_log,
+                                       credentials=("rigproxy", "pp" + secrets.token_hex(8))).start(),
+        }
+        f.control_routes += [
+            ("/_fake/cold", self.cold.control),
+            ("/_fake/impostors", netfront.impostors_control(self.impostors)),
+            ("/_fake/proxy", netfront.proxy_control(self.proxies, self.proxy_log, self.net)),
+        ]
+        f.reset_hooks.append(self._reset_fronts)
+
+    def _reset_fronts(self):
+        self.cold.reset()
+        for imp in self.impostors.values():
+            imp.clear()
+
+        def proxies():
+            self.proxy_log.clear()
+            for p in self.proxies.values():
+                p.mode = "normal"
+        self.net.call(proxies)
+
     def stop(self):
+        if self.net is not None:
+            for part in [self.cold] + list(self.impostors.values()) + list(self.proxies.values()):
+                if part is not None:
+                    part.close()
+            self.net.stop()
+            self.net = None
         if self.pg is not None:
             self.pg.stop()
             self.pg = None
@@ -143,6 +210,22 @@ class Rig(object):
             "PGDATABASE": pg.database,
             "PGSSLMODE": "require",
             "PGSSLROOTCERT": self.tls["ca_file"],
+            "RIG_ACCOUNT_ID": f.account_id,
+            "RIG_GROUP_ID": f.default_group["id"] if f.default_group else "",
+            "RIG_GROUP_NAME": f.default_group["display_name"] if f.default_group else "",
+            "RIG_COLD_PORT": str(self.cold.port),
+            "RIG_COLD_HOST": COLD_HOST if COLD_HOST in self.cold.extra else "",
+            "RIG_IMPOSTOR_UNTRUSTED_PORT": str(self.impostors["untrusted"].port),
+            "RIG_IMPOSTOR_WRONG_HOST_PORT": str(self.impostors["wrong_host"].port),
+            "RIG_IMPOSTOR_WRONG_HOST_NAME": WRONG_HOST_NAME,
+            "RIG_IMPOSTOR_PLAINTEXT_PORT": str(self.impostors["plaintext"].port),
+            "RIG_IMPOSTOR_CA_FILE": self.impostor_tls["ca_file"],
+            "RIG_PROXY_URL": self.proxies["open"].url,
+            "RIG_PROXY_PORT": str(self.proxies["open"].port),
+            "RIG_PROXY_AUTH_URL": self.proxies["auth"].url,
+            "RIG_PROXY_AUTH_PORT": str(self.proxies["auth"].port),
+            "RIG_PROXY_USER": self.proxies["auth"].credentials[0],
+            "RIG_PROXY_PASSWORD": self.proxies["auth"].credentials[1],
         }
 
     def control(self, method, path, body=None):
@@ -220,6 +303,59 @@ def _env_sh(env):
     return "\n".join(lines) + "\n"
 
 
+def _kv(items):
+    out = {}
+    for kv in items or []:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise SystemExit("expected KEY=VALUE, got %r" % kv)
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def _rig_options(args):
+    """(fake settings, cold-start settings) from the command line."""
+    st = _kv(args.set)
+    if args.pg_reject_mode:
+        st["pg_reject_mode"] = args.pg_reject_mode
+    if args.pg_reject_sqlstate:
+        st["pg_reject_sqlstate"] = args.pg_reject_sqlstate
+    if args.unified_host:
+        st["unified_host"] = True
+    if args.private_link:
+        st["private_link_redirect"] = True
+    if args.allow_missing_request_id:
+        st["require_request_id"] = False
+    cold = _kv(args.cold)
+    for k in ("mode", "idle_ms", "wake_ms", "wake_attempts"):
+        v = getattr(args, "cold_" + k)
+        if v is not None:
+            cold[k] = v
+    return st, cold
+
+
+def _option_argv(args):
+    """The rig options of `args` as command-line arguments again (for `up` -> `_serve`)."""
+    out = []
+    for kv in args.set or []:
+        out += ["--set", kv]
+    for kv in args.cold or []:
+        out += ["--cold", kv]
+    for flag, attr in (("--pg-reject-mode", "pg_reject_mode"), ("--pg-reject-sqlstate", "pg_reject_sqlstate"),
+                       ("--cold-mode", "cold_mode"), ("--cold-idle-ms", "cold_idle_ms"),
+                       ("--cold-wake-ms", "cold_wake_ms"), ("--cold-wake-attempts", "cold_wake_attempts")):
+        if getattr(args, attr) is not None:
+            out += [flag, str(getattr(args, attr))]
+    for flag, attr in (("--unified-host", "unified_host"), ("--private-link", "private_link"),
+                       ("--allow-missing-request-id", "allow_missing_request_id")):
+        if getattr(args, attr):
+            out.append(flag)
+    return out
+
+
 def cmd_serve(args):
     d = os.path.abspath(args.dir)
     fl = _files(d)
@@ -227,7 +363,8 @@ def cmd_serve(args):
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *a: stop.set())
-    rig = Rig(config_file=args.config, fake_tls=args.fake_tls, verbose=args.verbose)
+    settings, cold = _rig_options(args)
+    rig = Rig(config_file=args.config, fake_tls=args.fake_tls, verbose=args.verbose, settings=settings, cold=cold)
     try:
         rig.start()
     except BaseException as e:  # noqa: BLE001
@@ -284,6 +421,8 @@ def cmd_up(args):
         cmd.append("--fake-tls")
     if args.verbose:
         cmd.append("--verbose")
+    _rig_options(args)  # fail here, not in the background, on a malformed option
+    cmd += _option_argv(args)
     log = open(fl["log"], "ab")
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
@@ -378,7 +517,9 @@ def cmd_run(args):
     if not cmd:
         sys.stderr.write("usage: rig.py run [--config F] -- COMMAND [ARGS...]\n")
         return 2
-    with Rig(config_file=args.config, fake_tls=args.fake_tls, verbose=args.verbose) as rig:
+    settings, cold = _rig_options(args)
+    with Rig(config_file=args.config, fake_tls=args.fake_tls, verbose=args.verbose, settings=settings,
+             cold=cold) as rig:
         env = dict(os.environ)
         env.update(rig.env())
         sys.stderr.write("rig up in %.2fs: %s\n" % (rig.startup_seconds, rig.url))
@@ -395,6 +536,20 @@ def main(argv=None):
         p.add_argument("--config", help="fake workspace JSON config (identities/resources/settings)")
         p.add_argument("--fake-tls", action="store_true", help="serve the fake over HTTPS (rig CA)")
         p.add_argument("--verbose", action="store_true")
+        p.add_argument("--set", action="append", metavar="KEY=JSON",
+                       help="fake workspace setting (repeatable; value parsed as JSON, else a string)")
+        p.add_argument("--pg-reject-mode", choices=("pam", "lakebase", "decode", "password", "identity", "custom"),
+                       help="how PostgreSQL words a failed login (default pam)")
+        p.add_argument("--pg-reject-sqlstate", help="SQLSTATE of the Lakebase rejection texts (default 28P01)")
+        p.add_argument("--unified-host", action="store_true", help="serve as a unified host")
+        p.add_argument("--private-link", action="store_true", help="answer every request with the private-link redirect")
+        p.add_argument("--allow-missing-request-id", action="store_true",
+                       help="accept database credential requests without request_id")
+        p.add_argument("--cold", action="append", metavar="KEY=JSON", help="cold-start front setting (repeatable)")
+        p.add_argument("--cold-mode", choices=("refuse", "reset", "stall", "starting", "delay"))
+        p.add_argument("--cold-idle-ms", type=int, help="suspend the cold-start front after this idle time")
+        p.add_argument("--cold-wake-ms", type=int, help="a wake-up lasts this long")
+        p.add_argument("--cold-wake-attempts", type=int, help="a wake-up turns away this many attempts")
 
     p = sub.add_parser("up", help="start in the background")
     common(p)

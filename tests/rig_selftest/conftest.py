@@ -12,6 +12,15 @@ if RIG_DIR not in sys.path:
 from rig import Rig, http_json, http_request  # noqa: E402
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Say which databricks-sdk the cross-check ran against (shown with -q too)."""
+    try:
+        from databricks.sdk.version import __version__
+    except ImportError:
+        __version__ = "NOT INSTALLED"
+    terminalreporter.write_line("rig self-tests: official SDK cross-check against databricks-sdk %s" % __version__)
+
+
 @pytest.fixture(scope="session")
 def rig():
     r = Rig().start()
@@ -55,6 +64,7 @@ class Api(object):
         return out
 
     def mint_db(self, token=None, instance=None):
+        """POST /api/2.0/database/credentials (with a request_id, which the fake requires by default)."""
         s, b = self.call("POST", "/api/2.0/database/credentials",
                          {"instance_names": [instance or self.rig.fake.default_instance],
                           "request_id": "9b6b0b0e-6a70-4b34-9a0e-7d3a0f7c2b11"},

@@ -115,7 +115,7 @@ def test_tokens_unique_in_first_bytes(api):
 
 
 def test_unknown_instance_is_404(api, rig):
-    s, b = api.call("POST", "/api/2.0/database/credentials", {"instance_names": ["nope"]},
+    s, b = api.call("POST", "/api/2.0/database/credentials", {"instance_names": ["nope"], "request_id": "r"},
                     token=rig.fake.default_pat)
     assert s == 404 and b == {"error_code": "RESOURCE_DOES_NOT_EXIST",
                               "message": "Database instance 'nope' does not exist."}
@@ -125,8 +125,8 @@ def test_missing_instance_names_and_claims_is_400(api, rig):
     s, b = api.call("POST", "/api/2.0/database/credentials", {"request_id": "x"}, token=rig.fake.default_pat)
     assert s == 400 and b["error_code"] == "INVALID_PARAMETER_VALUE"
     s, b = api.call("POST", "/api/2.0/database/credentials",
-                    {"claims": [{"permission_set": "READ_ONLY", "resources": [{"table_name": "c.s.t"}]}]},
-                    token=rig.fake.default_pat)
+                    {"claims": [{"permission_set": "READ_ONLY", "resources": [{"table_name": "c.s.t"}]}],
+                     "request_id": "r"}, token=rig.fake.default_pat)
     assert s == 200 and b["token"]
 
 
@@ -146,7 +146,7 @@ def test_unknown_endpoint_is_404(api, rig):
 
 def test_permission_denied_per_instance(api, rig):
     api.ctl("POST", "/_fake/instances", {"name": "locked", "allowed_users": ["someone@example.com"]})
-    s, b = api.call("POST", "/api/2.0/database/credentials", {"instance_names": ["locked"]},
+    s, b = api.call("POST", "/api/2.0/database/credentials", {"instance_names": ["locked"], "request_id": "r"},
                     token=rig.fake.default_pat)
     assert s == 403 and b["error_code"] == "PERMISSION_DENIED"
 
@@ -516,7 +516,8 @@ def test_fake_cli_and_config_file(tmp_path):
         assert url.startswith("http://127.0.0.1:")
         st = json.loads(state.read_text())
         assert st["url"] == url and st["default_user"] == "bob@example.com"
-        s, b = http_json(url, "POST", "/api/2.0/database/credentials", {"instance_names": ["inst-a"]},
+        s, b = http_json(url, "POST", "/api/2.0/database/credentials",
+                         {"instance_names": ["inst-a"], "request_id": "r"},
                          headers={"Authorization": "Bearer " + "dapi" + "ab" * 16})
         assert s == 200
         assert abs(parse_rfc3339(b["expiration_time"]) / 1e9 - (time.time() + 900)) < 30
@@ -531,19 +532,32 @@ def test_fake_cli_and_config_file(tmp_path):
 def test_rig_cli_up_down(tmp_path):
     d = tmp_path / "rigstate"
     rig_py = os.path.join(RIG_DIR, "rig.py")
-    up = subprocess.run([sys.executable, rig_py, "up", "--dir", str(d)], stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True, timeout=90)
+    up = subprocess.run([sys.executable, rig_py, "up", "--dir", str(d), "--pg-reject-mode", "decode",
+                         "--cold-mode", "starting", "--cold-wake-attempts", "1", "--set", "token_lifetime_seconds=900",
+                         "--cold", "stall_hold_ms=500"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        timeout=90)
     try:
         assert up.returncode == 0, up.stderr
         env = json.loads((d / "env.json").read_text())
         for k in ("FAKE_URL", "DATABRICKS_HOST", "PGHOST", "PGPORT", "PGSSLROOTCERT", "RIG_PAT", "RIG_USER",
                   "RIG_SP_CLIENT_ID", "RIG_SP_CLIENT_SECRET", "RIG_SP_APPLICATION_ID", "RIG_INSTANCE",
-                  "RIG_ENDPOINT", "RIG_USERS", "RIG_PAM_SERVICE"):
+                  "RIG_ENDPOINT", "RIG_USERS", "RIG_PAM_SERVICE", "RIG_ACCOUNT_ID", "RIG_GROUP_ID", "RIG_GROUP_NAME",
+                  "RIG_COLD_PORT", "RIG_COLD_HOST", "RIG_IMPOSTOR_UNTRUSTED_PORT", "RIG_IMPOSTOR_WRONG_HOST_PORT",
+                  "RIG_IMPOSTOR_WRONG_HOST_NAME", "RIG_IMPOSTOR_PLAINTEXT_PORT", "RIG_IMPOSTOR_CA_FILE",
+                  "RIG_PROXY_URL", "RIG_PROXY_PORT", "RIG_PROXY_AUTH_URL", "RIG_PROXY_AUTH_PORT", "RIG_PROXY_USER",
+                  "RIG_PROXY_PASSWORD"):
             assert env.get(k), k
+        # the options given to `up`, also after a reset
+        assert http_json(env["FAKE_URL"], "POST", "/_fake/reset", {})[0] == 200
+        s, conf = http_json(env["FAKE_URL"], "GET", "/_fake/config")
+        assert conf["pg_reject_mode"] == "decode" and conf["token_lifetime_seconds"] == 900
+        s, cold = http_json(env["FAKE_URL"], "GET", "/_fake/cold")
+        assert cold["settings"]["mode"] == "starting" and cold["settings"]["wake_attempts"] == 1
+        assert cold["settings"]["stall_hold_ms"] == 500
         assert "export PGPORT=" in (d / "env.sh").read_text()
         assert os.path.exists("/etc/pam.d/" + env["RIG_PAM_SERVICE"])
         s, b = http_json(env["FAKE_URL"], "POST", "/api/2.0/database/credentials",
-                         {"instance_names": [env["RIG_INSTANCE"]]},
+                         {"instance_names": [env["RIG_INSTANCE"]], "request_id": "r"},
                          headers={"Authorization": "Bearer " + env["RIG_PAT"]})
         assert s == 200
         penv = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -552,6 +566,10 @@ def test_rig_cli_up_down(tmp_path):
         p = subprocess.run(["psql", "-X", "-At", "-c", "select current_user"], env=penv,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
         assert p.returncode == 0 and p.stdout.strip() == env["RIG_USER"], p.stderr
+        penv["PGPASSWORD"] = "x" * 100
+        p = subprocess.run(["psql", "-X", "-At", "-c", "select 1"], env=penv, capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 2 and 'FATAL:  Failed to decode token for role "%s"' % env["RIG_USER"] in p.stderr
         st = subprocess.run([sys.executable, rig_py, "status", "--dir", str(d)], stdout=subprocess.PIPE,
                             text=True, timeout=30)
         assert st.returncode == 0 and json.loads(st.stdout)["up"] is True
