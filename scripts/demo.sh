@@ -9,7 +9,10 @@ LIFETIME=${DEMO_TOKEN_LIFETIME:-12}
 CONNECTIONS=${DEMO_CONNECTIONS:-6}
 PAUSE=${DEMO_PAUSE:-3}
 
-scripts/install-deps.sh
+scripts/install-deps.sh --demo
+# Python packages live in the repository's virtualenv (.venv), first on PATH from here on.
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
 echo "==> building liblakebase and the C examples"
 cargo build --release --quiet
 make -s examples

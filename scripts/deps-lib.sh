@@ -31,11 +31,14 @@ apt_ensure() {
   rm -f "$aptlog"
 }
 
-# pip_ensure "MODULE..." PACKAGE...: pip install the packages unless every module already imports.
+# pip_ensure "MODULE..." PACKAGE...: pip install the packages into the repository's virtualenv
+# (scripts/venv.sh) unless every module already imports there.
 pip_ensure() {
   local modules=$1 piplog
   shift
-  PY=${PYTHON:-python3}
+  # shellcheck source=scripts/venv.sh
+  . "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
+  PY=${PYTHON:-$VIRTUAL_ENV/bin/python3}
   # shellcheck disable=SC2086
   if "$PY" -c 'import importlib.util, sys; sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)' \
        $modules >/dev/null 2>&1; then
