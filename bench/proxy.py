@@ -70,6 +70,13 @@ def p50_us(env, n, tmp):
     return statistics.median(lat)
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process so far, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -188,11 +195,13 @@ def main():
                            PGSSLMODE="verify-full", PGSSLROOTCERT=e["RIG_CA_FILE"])
         subprocess.run(["pgbench", "-i", "-q", "-s", "10", DB], env=direct, capture_output=True, check=True, timeout=600)
         penv = clean_env(HOME=home, DATABRICKS_HOST=e["DATABRICKS_HOST"], DATABRICKS_TOKEN=e["RIG_PAT"])
-        proxy = Proc(proxy_cmd() + [e["RIG_INSTANCE"], "--port", "0", "--upstream", "localhost:" + e["PGPORT"],
-                      "--upstream-ca", e["RIG_CA_FILE"], "--log-format", "json", "--connect-timeout", "120s"],
+        sockdir = os.path.join(tmp, "sock")
+        proxy = Proc(proxy_cmd() + [e["RIG_INSTANCE"], "--port", "0", "--unix-socket", sockdir, "--upstream", "localhost:" + e["PGPORT"],
+                      "--upstream-ca", e["RIG_CA_FILE"], "--log-format", "json", "--connect-timeout", "120s"] + os.environ.get("PROXY_BENCH_ARGS", "").split(),
                      penv, '"msg":"ready"', os.path.join(tmp, "proxy.log"))
         pport = int(re.search(r'"address":"127\.0\.0\.1:(\d+)"', proxy.text).group(1))
         via = clean_env(PGHOST="127.0.0.1", PGPORT=pport, PGUSER=e["RIG_USER"], PGSSLMODE="disable")
+        via_unix = clean_env(PGHOST=sockdir, PGPORT=pport, PGUSER=e["RIG_USER"])
         bouncer = None
         try:
             bouncer, benv = start_pgbouncer(rig, token, tmp)
@@ -200,14 +209,21 @@ def main():
             m0 = rig.control("GET", "/_fake/stats")[1]["lakebase_tokens_minted_total"]
             c, j = str(a.clients), "2"
             # Warm up each path once, then measure.
-            for env in (direct, via, benv):
+            for env in (direct, via, via_unix, benv):
                 pgbench(env, "-S", "-c", c, "-j", j, "-T", "1")
             t_direct, _ = pgbench(direct, "-S", "-c", c, "-j", j, "-T", str(secs))
+            cpu0 = cpu_seconds(proxy.p.pid)
             t_proxy, _ = pgbench(via, "-S", "-c", c, "-j", j, "-T", str(secs))
+            cpu_us = 1e6 * (cpu_seconds(proxy.p.pid) - cpu0) / (t_proxy * secs)
             t_bouncer, _ = pgbench(benv, "-S", "-c", c, "-j", j, "-T", str(secs))
+            t_unix, _ = pgbench(via_unix, "-S", "-c", c, "-j", j, "-T", str(secs))
             rows.append(("pgbench -S -c %s, established: direct (TLS)" % c, "%.0f tps" % t_direct, "100 %"))
             rows.append(("pgbench -S -c %s, established: lakebase proxy" % c, "%.0f tps" % t_proxy,
                          "%.0f %% of direct, %.0f %% of PgBouncer" % (100 * t_proxy / t_direct, 100 * t_proxy / t_bouncer)))
+            rows.append(("lakebase proxy CPU per transaction (user + system)", "%.1f us" % cpu_us,
+                         "%.0f %% of one core" % (cpu_us * t_proxy / 1e4)))
+            rows.append(("pgbench -S -c %s, established: lakebase proxy, unix socket" % c, "%.0f tps" % t_unix,
+                         "%.0f %% of direct" % (100 * t_unix / t_direct)))
             rows.append(("pgbench -S -c %s, established: PgBouncer session mode" % c, "%.0f tps" % t_bouncer,
                          "%.0f %% of direct" % (100 * t_bouncer / t_direct)))
             bouncer.send_signal(signal.SIGTERM)  # frees its server connections for the idle test
@@ -242,7 +258,7 @@ def main():
             loop.close()
             rows.append(("mints per rotation (100 concurrent logins after revocation)", "%d" % (after - before),
                          "%d mint(s) for every benchmark connection before it" % (m1 - m0)))
-            kv = {"direct_tps": t_direct, "proxy_tps": t_proxy, "bouncer_tps": t_bouncer, "direct_connect_tps": t_dc,
+            kv = {"direct_tps": t_direct, "proxy_tps": t_proxy, "proxy_cpu_us": cpu_us, "proxy_unix_tps": t_unix, "bouncer_tps": t_bouncer, "direct_connect_tps": t_dc,
                   "proxy_connect_tps": t_pc, "direct_p50_us": d50, "proxy_p50_us": p50, "idle_kib": (held - base) / idle_n,
                   "idle_n": idle_n, "rotation_mints": after - before, "bench_mints": m1 - m0}
         finally:

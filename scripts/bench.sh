@@ -309,6 +309,8 @@ row "8. proxy: pgbench -S -c 8, established: direct (TLS) / proxy / PgBouncer se
     "$(fmt '%.0f / %.0f / %.0f TPS: proxy %.0f %% of direct, %.0f %% of PgBouncer' "${R[px_direct_tps]}" "${R[px_proxy_tps]}" "${R[px_bouncer_tps]}" "$(calc "100 * ${R[px_proxy_tps]} / ${R[px_direct_tps]}")" "$(calc "100 * ${R[px_proxy_tps]} / ${R[px_bouncer_tps]}")")" \
     ">= 90 % of direct, not behind PgBouncer" \
     "$(yes_no "${R[px_proxy_tps]} >= 0.9 * ${R[px_direct_tps]}") / $(yes_no "${R[px_proxy_tps]} >= ${R[px_bouncer_tps]}")"
+row "8. proxy: the same through the proxy's unix socket (--unix-socket), and the proxy's CPU per transaction" \
+    "$(fmt '%.0f TPS (%.0f %% of direct); %.1f us CPU per transaction over TCP' "${R[px_proxy_unix_tps]}" "$(calc "100 * ${R[px_proxy_unix_tps]} / ${R[px_direct_tps]}")" "${R[px_proxy_cpu_us]}")" "-" "-"
 row "8. proxy: pgbench -S -C -c 4 (a login per transaction): direct / proxy" \
     "$(fmt '%.0f / %.0f TPS' "${R[px_direct_connect_tps]}" "${R[px_proxy_connect_tps]}")" "-" "-"
 row "8. proxy: p50 per round trip, direct / proxy (added)" \

@@ -63,6 +63,34 @@ def test_one_mint_per_rotation_however_many_connections(rig, proxy):
     assert mints(rig) == 2, "40 concurrent rejections cause one refresh"
 
 
+@pytest.mark.parametrize("threads", ["0", "1", "3"])
+def test_runtime_threads(rig, start_proxy, threads):
+    """--threads: a single-threaded runtime (1), several workers (3), or the default (0), which is
+    single-threaded on a machine with at most 2 CPUs. Rotation works the same on each."""
+    import asyncpg
+    proxy = start_proxy(args=["--threads", threads])
+    ready = [r for r in proxy.logs if r.get("msg") == "ready"][0]
+    got = int(ready["threads"])
+    if threads == "0":
+        assert got == 1 if len(os.sched_getaffinity(0)) <= 2 else got >= 2, ready
+    else:
+        assert got == int(threads), ready
+    user = rig.env()["RIG_USER"]
+
+    async def burst(n):
+        async def one():
+            c = await asyncpg.connect(host="127.0.0.1", port=proxy.port, user=user, database=DB, ssl=False)
+            v = await c.fetchval("select pg_backend_pid()")
+            await c.close()
+            return v
+        return await asyncio.gather(*[one() for _ in range(n)])
+
+    assert len(set(asyncio.run(burst(20)))) == 20, "one upstream backend per client connection"
+    fake(rig, "/_fake/revoke", {})
+    assert len(asyncio.run(burst(20))) == 20
+    assert mints(rig) == 2, "one mint at the start, one after the rotation"
+
+
 def test_a_rejection_that_persists_reaches_the_client_after_one_retry(rig, proxy):
     # The SP's role with alice's token: rejected (28000) whatever token the proxy mints.
     rc, _, err = psql(proxy.dsn(user=rig.env()["RIG_SP_USER"]), "select 1", check=False)

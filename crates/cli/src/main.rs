@@ -105,9 +105,12 @@ pub fn relative(ms_from_now: i64) -> String {
 }
 
 /// `lakebase proxy`: the tokio runtime lives only in this command.
-fn proxy(g: &Global, args: lakebase_proxy::ProxyArgs) -> u8 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
+fn proxy(g: &Global, mut args: lakebase_proxy::ProxyArgs) -> u8 {
+    let rt = match lakebase_proxy::runtime(args.threads) {
+        Ok((rt, threads)) => {
+            args.threads = threads;
+            rt
+        }
         Err(e) => {
             eprint_error(&format!("cannot start the proxy's runtime: {e}"));
             return EXIT_FAILURE;

@@ -77,6 +77,12 @@ pub struct ProxyArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub client_startup_timeout: Duration,
 
+    /// Worker threads relaying connections. 0: one per CPU, or a single-threaded runtime on a
+    /// machine with at most 2 CPUs (the least CPU per relayed round trip when the proxy shares the
+    /// cores with its clients). 1: single-threaded.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
