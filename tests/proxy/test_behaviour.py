@@ -44,22 +44,27 @@ def test_open_connection_survives_token_expiry_and_new_ones_get_a_new_token(rig,
     held.close()
 
 
-def test_one_mint_per_rotation_however_many_connections(rig, proxy):
+def burst(rig, proxy, n, sql="select 1"):
+    """n asyncpg connections to the proxy at once, each runs `sql` once; the values."""
     import asyncpg
     user = rig.env()["RIG_USER"]
 
-    async def burst(n):
-        async def one():
-            c = await asyncpg.connect(host="127.0.0.1", port=proxy.port, user=user, database=DB, ssl=False)
-            v = await c.fetchval("select 1")
-            await c.close()
-            return v
-        return await asyncio.gather(*[one() for _ in range(n)])
+    async def one():
+        c = await asyncpg.connect(host="127.0.0.1", port=proxy.port, user=user, database=DB, ssl=False)
+        v = await c.fetchval(sql)
+        await c.close()
+        return v
 
-    assert asyncio.run(burst(40)) == [1] * 40
+    async def all_of_them():
+        return await asyncio.gather(*[one() for _ in range(n)])
+    return asyncio.run(all_of_them())
+
+
+def test_one_mint_per_rotation_however_many_connections(rig, proxy):
+    assert burst(rig, proxy, 40) == [1] * 40
     assert mints(rig) == 1, "40 concurrent first logins share one mint"
     fake(rig, "/_fake/revoke", {})  # a rotation the cache does not know about
-    assert asyncio.run(burst(40)) == [1] * 40
+    assert burst(rig, proxy, 40) == [1] * 40
     assert mints(rig) == 2, "40 concurrent rejections cause one refresh"
 
 
@@ -67,7 +72,6 @@ def test_one_mint_per_rotation_however_many_connections(rig, proxy):
 def test_runtime_threads(rig, start_proxy, threads):
     """--threads: a single-threaded runtime (1), several workers (3), or the default (0), which is
     single-threaded on a machine with at most 2 CPUs. Rotation works the same on each."""
-    import asyncpg
     proxy = start_proxy(args=["--threads", threads])
     ready = [r for r in proxy.logs if r.get("msg") == "ready"][0]
     got = int(ready["threads"])
@@ -75,19 +79,9 @@ def test_runtime_threads(rig, start_proxy, threads):
         assert got == 1 if len(os.sched_getaffinity(0)) <= 2 else got >= 2, ready
     else:
         assert got == int(threads), ready
-    user = rig.env()["RIG_USER"]
-
-    async def burst(n):
-        async def one():
-            c = await asyncpg.connect(host="127.0.0.1", port=proxy.port, user=user, database=DB, ssl=False)
-            v = await c.fetchval("select pg_backend_pid()")
-            await c.close()
-            return v
-        return await asyncio.gather(*[one() for _ in range(n)])
-
-    assert len(set(asyncio.run(burst(20)))) == 20, "one upstream backend per client connection"
+    assert len(set(burst(rig, proxy, 20, "select pg_backend_pid()"))) == 20, "one upstream backend per client"
     fake(rig, "/_fake/revoke", {})
-    assert len(asyncio.run(burst(20))) == 20
+    assert burst(rig, proxy, 20) == [1] * 20
     assert mints(rig) == 2, "one mint at the start, one after the rotation"
 
 

@@ -257,7 +257,31 @@ async def _relay(r1, w1, r2, w2, counter=None):
 
 
 # --------------------------------------------------------------------------------------- cold
-class ColdFront(object):
+class _Server(object):
+    """A rig server on the shared loop: its sockets (`self._socks`, bound at construction) are
+    served by a `_Listener` calling `self._on_accept`; `_started` runs on the loop right after."""
+
+    listener = None
+
+    def start(self):
+        def go():
+            self.listener = _Listener(asyncio.get_running_loop(), self._socks, self._on_accept)
+            self.listener.start()
+            self._started()
+        self.L.call(go)
+        return self
+
+    def _started(self):
+        pass
+
+    def close(self):
+        try:
+            self.L.call(lambda: self.listener and self.listener.close())
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class ColdFront(_Server):
     """Scale-to-zero endpoint in front of PostgreSQL (see module doc and README "Cold start")."""
 
     MODES = ("refuse", "reset", "stall", "starting", "delay")
@@ -296,20 +320,9 @@ class ColdFront(object):
         self._awake = None
         self._stalled = set()
 
-    def start(self):
-        def go():
-            self.listener = _Listener(asyncio.get_running_loop(), self._socks, self._on_accept)
-            self.listener.start()
-            self._awake = asyncio.Event()
-            self._awake.set()
-        self.L.call(go)
-        return self
-
-    def close(self):
-        try:
-            self.L.call(lambda: self.listener and self.listener.close())
-        except Exception:  # noqa: BLE001
-            pass
+    def _started(self):
+        self._awake = asyncio.Event()
+        self._awake.set()
 
     # ------------------------------------------------------------------ control (loop thread)
     def _configure(self, changes):
@@ -495,7 +508,7 @@ class ColdFront(object):
 
 
 # ------------------------------------------------------------------------------------ impostor
-class Impostor(object):
+class Impostor(_Server):
     """A Postgres server that asks for a cleartext password and records what it receives."""
 
     KINDS = ("untrusted", "wrong_host", "plaintext")
@@ -512,19 +525,6 @@ class Impostor(object):
         self.port, self._socks = free_port()
         self.attempts = []
         self.listener = None
-
-    def start(self):
-        def go():
-            self.listener = _Listener(asyncio.get_running_loop(), self._socks, self._on_accept)
-            self.listener.start()
-        self.L.call(go)
-        return self
-
-    def close(self):
-        try:
-            self.L.call(lambda: self.listener and self.listener.close())
-        except Exception:  # noqa: BLE001
-            pass
 
     async def _on_accept(self, reader, writer):
         rec = {"impostor": self.kind, "port": self.port, "time": time.time(), "ssl_requested": False,
@@ -630,7 +630,7 @@ def _split_hostport(s, default_port):
     return host, int(port) if port else default_port
 
 
-class HttpProxy(object):
+class HttpProxy(_Server):
     """HTTP/1.1 forward proxy on loopback (CONNECT + absolute-URI), see module doc."""
 
     MODES = ("normal", "reset", "bad_gateway", "require_auth")
@@ -651,19 +651,6 @@ class HttpProxy(object):
             return "http://%s:%s@127.0.0.1:%d" % (urllib.parse.quote(u, safe=""), urllib.parse.quote(p, safe=""),
                                                    self.port)
         return "http://127.0.0.1:%d" % self.port
-
-    def start(self):
-        def go():
-            self.listener = _Listener(asyncio.get_running_loop(), self._socks, self._on_accept)
-            self.listener.start()
-        self.L.call(go)
-        return self
-
-    def close(self):
-        try:
-            self.L.call(lambda: self.listener and self.listener.close())
-        except Exception:  # noqa: BLE001
-            pass
 
     async def _reply(self, writer, status, reason, extra=(), body=b""):
         head = "HTTP/1.1 %d %s\r\n" % (status, reason)

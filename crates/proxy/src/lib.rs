@@ -227,7 +227,7 @@ where
             let local = l.local_addr().map_err(|e| ProxyError::new(e.to_string()))?;
             port = local.port();
             log::info("listening", &[("address", &local), ("target", &target.label)]);
-            tasks.push(tokio::spawn(accept_tcp(l, shared.clone(), target.clone(), stop_rx.clone(), kill_rx.clone())));
+            tasks.push(tokio::spawn(accept_loop(l, shared.clone(), target.clone(), stop_rx.clone(), kill_rx.clone())));
         }
         if let Some(dir) = &args.unix_socket {
             if port == 0 {
@@ -236,7 +236,7 @@ where
             let (l, path) = bind_unix(dir, port)?;
             log::info("listening", &[("socket", &path.display()), ("target", &target.label)]);
             sockets.push(path);
-            tasks.push(tokio::spawn(accept_unix(l, shared.clone(), target.clone(), stop_rx.clone(), kill_rx.clone())));
+            tasks.push(tokio::spawn(accept_loop(l, shared.clone(), target.clone(), stop_rx.clone(), kill_rx.clone())));
         }
     }
     if let Some(p) = args.http_port {
@@ -339,29 +339,28 @@ async fn accept_error_pause(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-async fn accept_tcp(
-    l: TcpListener,
-    shared: Arc<Shared>,
-    target: Arc<TargetState>,
-    mut stop: watch::Receiver<bool>,
-    kill: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            r = l.accept() => match r {
-                Ok((s, peer)) => {
-                    let _ = s.set_nodelay(true);
-                    spawn_conn(&shared, &target, ClientStream::Tcp(s), is_loopback(peer.ip()), &kill);
-                }
-                Err(e) => accept_error_pause(e).await,
-            },
-            _ = stop.changed() => return,
-        }
+/// A listener the accept loop serves: TCP (loopback decided per peer) or a unix socket.
+trait Accept {
+    fn accept_client(&self) -> impl std::future::Future<Output = std::io::Result<(ClientStream, bool)>> + Send;
+}
+
+impl Accept for TcpListener {
+    async fn accept_client(&self) -> std::io::Result<(ClientStream, bool)> {
+        let (s, peer) = self.accept().await?;
+        let _ = s.set_nodelay(true);
+        Ok((ClientStream::Tcp(s), is_loopback(peer.ip())))
     }
 }
 
-async fn accept_unix(
-    l: UnixListener,
+impl Accept for UnixListener {
+    async fn accept_client(&self) -> std::io::Result<(ClientStream, bool)> {
+        let (s, _) = self.accept().await?;
+        Ok((ClientStream::Unix(s), true))
+    }
+}
+
+async fn accept_loop<L: Accept>(
+    l: L,
     shared: Arc<Shared>,
     target: Arc<TargetState>,
     mut stop: watch::Receiver<bool>,
@@ -369,8 +368,8 @@ async fn accept_unix(
 ) {
     loop {
         tokio::select! {
-            r = l.accept() => match r {
-                Ok((s, _)) => spawn_conn(&shared, &target, ClientStream::Unix(s), true, &kill),
+            r = l.accept_client() => match r {
+                Ok((s, loopback)) => spawn_conn(&shared, &target, s, loopback, &kill),
                 Err(e) => accept_error_pause(e).await,
             },
             _ = stop.changed() => return,
