@@ -283,8 +283,8 @@ row "5. LD_PRELOAD into a libpq program (Unix socket): wall / RSS / threads delt
     "$(yes_no "${R[pqspawn_delta_us]} < 1000 && ${R[pq_preload_threads]} == ${R[pq_plain_threads]} && ${R[pq_preload_vmrss_kib]} - ${R[pq_plain_vmrss_kib]} < 2048")"
 row "5. API calls made by the preloaded programs above" "${R[load_api_calls]}" "0" "$(yes_no "${R[load_api_calls]} == 0")"
 row "6. cold start, PAT: first password / sequential round trips (requests)" \
-    "$(fmt '%.1f ms / %s (%s: %s)' "${R[cold_pat_ms]}" "${R[cold_pat_serial]}" "${R[cold_pat_requests]}" "${R[cold_pat_paths]}")" "1 (mint)" \
-    "$(yes_no "${R[cold_pat_serial]} <= 1 && ${R[cold_pat_requests]} <= 1")"
+    "$(fmt '%.1f ms / %s (%s: %s)' "${R[cold_pat_ms]}" "${R[cold_pat_serial]}" "${R[cold_pat_requests]}" "${R[cold_pat_paths]}")" "1 round trip (mint; host metadata beside it)" \
+    "$(yes_no "${R[cold_pat_serial]} <= 1")"
 row "6. cold start, M2M: first password / sequential round trips (requests)" \
     "$(fmt '%.1f ms / %s (%s: %s)' "${R[cold_m2m_ms]}" "${R[cold_m2m_serial]}" "${R[cold_m2m_requests]}" "${R[cold_m2m_paths]}")" "<= 3 (discovery, token, mint)" \
     "$(yes_no "${R[cold_m2m_serial]} <= 3")"
