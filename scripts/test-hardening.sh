@@ -14,6 +14,10 @@
 # temporary directory that is removed after the run (kept only when a target crashes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The suites' processes find the shared token cache (issue 15) under their own HOME: never in a
+# directory the machine's session shares with other processes (XDG_RUNTIME_DIR and friends), where
+# tokens of one suite, or of a rig started earlier, would be served to the next.
+unset XDG_RUNTIME_DIR XDG_CACHE_HOME LAKEBASE_CACHE_DIR
 # Python packages live in the repository's virtualenv (.venv), first on PATH from here on.
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh

@@ -17,6 +17,10 @@
 # loader's path; it refuses to replace packages it did not install.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The suites' processes find the shared token cache (issue 15) under their own HOME: never in a
+# directory the machine's session shares with other processes (XDG_RUNTIME_DIR and friends), where
+# tokens of one suite, or of a rig started earlier, would be served to the next.
+unset XDG_RUNTIME_DIR XDG_CACHE_HOME LAKEBASE_CACHE_DIR
 ROOT=$PWD
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh

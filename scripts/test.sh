@@ -8,6 +8,10 @@
 # starts (elapsed time) and how long it took; the summary at the end lists them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The suites' processes find the shared token cache (issue 15) under their own HOME: never in a
+# directory the machine's session shares with other processes (XDG_RUNTIME_DIR and friends), where
+# tokens of one suite, or of a rig started earlier, would be served to the next.
+unset XDG_RUNTIME_DIR XDG_CACHE_HOME LAKEBASE_CACHE_DIR
 export CARGO_TERM_COLOR=never
 
 passed=0

@@ -28,7 +28,8 @@ from rig import Rig  # noqa: E402
 # `lakebase proxy` from the build tree (LAKEBASE_BIN overrides the lakebase command).
 PROXY_BIN = os.environ.get("LAKEBASE_BIN") or os.path.join(ROOT, "target", "release", "lakebase")
 PROXY_CMD = [PROXY_BIN, "proxy"]
-SCRUB = ("DATABRICKS_", "LAKEBASE_", "ARM_", "PG", "GOOGLE_", "ACTIONS_ID_TOKEN")
+# XDG_*: the shared token cache lives there, shared with every other process of this user.
+SCRUB = ("DATABRICKS_", "LAKEBASE_", "ARM_", "PG", "GOOGLE_", "ACTIONS_ID_TOKEN", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME")
 DB = "databricks_postgres"
 
 # The 1,000-connection test needs more backends than the rig's default 200.

@@ -28,7 +28,9 @@ unless ENV["FAKE_URL"] && ENV["PGPORT"]
 end
 
 # No Databricks configuration from the machine; HOME without a ~/.databrickscfg; TLS verified.
+# XDG_*: the shared token cache would live there, shared with every other process of this user.
 ENV.keys.each { |k| ENV.delete(k) if k.start_with?("DATABRICKS_", "LAKEBASE_") && k != "LAKEBASE_LIBRARY" }
+%w[XDG_RUNTIME_DIR XDG_CACHE_HOME].each { |k| ENV.delete(k) }
 %w[PGUSER PGPASSWORD].each { |k| ENV.delete(k) }
 ENV["HOME"] = Dir.mktmpdir("lakebase-ruby-home-")
 HOME_DIR = ENV["HOME"]

@@ -9,7 +9,7 @@ class TestSequel < Minitest::Test
   include RigHelpers
 
   def test_sequel_pool_outlives_the_first_token
-    client = Lakebase::Client.new(**pat_options)
+    client = Lakebase::Client.new(**fresh_options) # its own cache entry: the 10 s tokens minted here stay here
     logins = Queue.new
     db = Sequel.connect(
       adapter: "postgres", host: rig("PGHOST"), port: rig("PGPORT").to_i, database: "databricks_postgres",
